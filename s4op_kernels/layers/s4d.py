@@ -1,0 +1,396 @@
+"""S4DLayer: a drop-in, pruning-aware replacement for the reference standalone S4D layer.
+
+Parameter names, shapes, initialization and random-number consumption follow the reference
+(state-spaces/s4, ``models/s4/s4d.py``), so a state_dict saved from it loads with ``strict=True`` and the
+same seed gives the same initial weights.  Pruning (S4oP, section III): a pruned channel's SSM operator is
+replaced by identity (no kernel, no D); GELU, dropout and the output mixing still act on all channels.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import operator
+from typing import Any, Iterable, Optional, Union
+
+import torch
+from torch import nn
+
+from s4op_kernels.ops import fft_size, s4d_kernel, sparse_fftconv
+
+_SUPPORTED_DTYPES = (torch.float32, torch.float64)
+# Per-channel SSM tensors: (owner submodule path, attribute name).  Row h belongs to channel h (dense
+# storage) or to the h-th active channel (compact storage).
+_SSM_TENSORS = (("", "D"), ("kernel", "C"), ("kernel", "log_dt"), ("kernel", "log_A_real"), ("kernel", "A_imag"))
+_ACTIVE_KEY = "active_channels"
+_SPECTRUM_CACHE_SIZE = 8
+
+ChannelIndex = Union[torch.Tensor, Iterable[int]]
+
+
+class TiedDropout(nn.Module):
+    """Dropout with one mask per (batch element, channel), shared over the sequence (DropoutNd, tie=True)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, H, L)
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape[0], x.shape[1], 1, device=x.device) < 1.0 - self.p
+        return x * keep.to(x.dtype) / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class S4DKernel(nn.Module):
+    """Holds the S4D kernel parameters (the reference's ``kernel`` submodule)."""
+
+    def __init__(self, d_model: int, N: int, dt_min: float, dt_max: float, lr: Optional[float]):
+        super().__init__()
+        H = d_model
+        log_dt = torch.rand(H) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        C = torch.randn(H, N // 2, dtype=torch.cfloat)
+        self.C = nn.Parameter(torch.view_as_real(C))
+        self._register("log_dt", log_dt, lr)
+        self._register("log_A_real", torch.log(0.5 * torch.ones(H, N // 2)), lr)
+        self._register("A_imag", math.pi * torch.arange(N // 2, dtype=torch.float32).repeat(H, 1), lr)
+
+    def _register(self, name: str, tensor: torch.Tensor, lr: Optional[float]) -> None:
+        # lr == 0.0 freezes the tensor as a buffer; otherwise it is a parameter tagged for the optimizer
+        # (no weight decay, own learning rate), as in the reference.
+        if lr == 0.0:
+            self.register_buffer(name, tensor)
+        else:
+            self.register_parameter(name, nn.Parameter(tensor))
+            optim = {"weight_decay": 0.0}
+            if lr is not None:
+                optim["lr"] = lr
+            getattr(self, name)._optim = optim
+
+
+class S4DLayer(nn.Module):
+    """Diagonal state-space layer (S4D) whose channels ("operators") can be pruned to identity.
+
+    Args:
+        d_model: number of channels H.
+        d_state: state size N (even, >= 2); the layer has N/2 complex modes per channel.
+        dropout: probability of the tied dropout after GELU.
+        transposed: inputs/outputs are (B, H, L) if True, (B, L, H) if False.
+        dt_min, dt_max: range of the log-uniform initial step size.
+        lr: learning rate of the SSM tensors; ``0.0`` makes them buffers, ``None`` the optimizer default.
+        device, dtype: factory keywords (float32 or float64).
+
+    ``forward(u)`` returns ``(y, None)`` like the reference.  Pruning: :meth:`set_active_channels`,
+    :attr:`active_channels`, :meth:`compact`.  In eval mode the spectrum of the active kernels is
+    cached per (L, dtype, device) and dropped whenever a parameter or the active set changes, or on
+    ``train()``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        dropout: float = 0.0,
+        transposed: bool = True,
+        *,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        lr: Optional[float] = None,
+        device: Optional[Union[str, torch.device]] = None,
+        dtype: Optional[torch.dtype] = None,
+    ):
+        super().__init__()
+        _check_int("d_model", d_model, minimum=1)
+        _check_int("d_state", d_state, minimum=2)
+        if d_state % 2:
+            raise ValueError(f"S4DLayer: d_state must be even (N/2 complex modes), got {d_state}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"S4DLayer: dropout must be a float in [0, 1), got {dropout!r}")
+        if not (isinstance(dt_min, (int, float)) and isinstance(dt_max, (int, float)) and 0 < dt_min <= dt_max):
+            raise ValueError(f"S4DLayer: need 0 < dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
+        if lr is not None and (not isinstance(lr, (int, float)) or lr < 0):
+            raise ValueError(f"S4DLayer: lr must be None or a number >= 0, got {lr!r}")
+        if dtype is not None and dtype not in _SUPPORTED_DTYPES:
+            raise TypeError(f"S4DLayer: dtype must be torch.float32 or torch.float64, got {dtype}")
+
+        self.h = self.d_model = d_model
+        self.n = self.d_state = d_state
+        self.d_output = d_model
+        self.transposed = bool(transposed)
+
+        # Same order of random draws as the reference: D, then the kernel, then the output mixing.
+        self.D = nn.Parameter(torch.randn(d_model))
+        self.kernel = S4DKernel(d_model, N=d_state, dt_min=dt_min, dt_max=dt_max, lr=lr)
+        self.activation = nn.GELU()
+        self.dropout = TiedDropout(dropout) if dropout > 0.0 else nn.Identity()
+        self.output_linear = nn.Sequential(nn.Conv1d(d_model, 2 * d_model, kernel_size=1), nn.GLU(dim=-2))
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+        self._active = torch.arange(d_model)  # sorted int64 on CPU: the channels whose SSM runs
+        self._compact = False  # True: SSM tensors hold only the active rows, in order
+        self._device_index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._spectrum_cache: dict[tuple, tuple[tuple, torch.Tensor]] = {}
+
+    # ------------------------------------------------------------------ pruning
+    @property
+    def active_channels(self) -> torch.Tensor:
+        """Sorted int64 CPU tensor of the channels whose SSM operator runs (the others are identity)."""
+        return self._active.clone()
+
+    @property
+    def num_active(self) -> int:
+        return int(self._active.numel())
+
+    @property
+    def is_pruned(self) -> bool:
+        return self.num_active < self.h
+
+    @property
+    def is_compact(self) -> bool:
+        return self._compact
+
+    def set_active_channels(self, idx: ChannelIndex) -> "S4DLayer":
+        """Keep the SSM operators of channels ``idx`` (any integer sequence or integer tensor, any order);
+        every other channel becomes identity.  An empty ``idx`` prunes every channel.
+
+        On a compacted layer ``idx`` must be a subset of the channels it still stores.  Returns self.
+        """
+        active = self._parse_channels(idx, "idx")
+        if self._compact:
+            missing = active[~torch.isin(active, self._active)]
+            if missing.numel():
+                raise ValueError(
+                    f"set_active_channels(idx): channels {missing.tolist()[:8]} were removed by compact() and "
+                    "cannot be re-activated; load the uncompacted layer to grow the active set"
+                )
+            rows = torch.searchsorted(self._active, active)
+            self._select_rows(rows)
+        self._active = active
+        self._invalidate()
+        return self
+
+    def compact(self) -> "S4DLayer":
+        """An equivalent layer whose per-channel SSM tensors (D, C, log_dt, log_A_real, A_imag) hold only
+        the active rows.  Its state_dict carries ``active_channels`` and loads into a fresh
+        ``S4DLayer(d_model, d_state)``.  This layer is left unchanged."""
+        rows, _ = self._indices(self._active.device)
+        self._invalidate()
+        new = copy.deepcopy(self)
+        new._select_rows(rows)
+        new._compact = True
+        return new
+
+    def _parse_channels(self, idx: Any, name: str) -> torch.Tensor:
+        H = self.h
+        if isinstance(idx, torch.Tensor):
+            if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
+                raise TypeError(
+                    f"{name}: expected integer channel indices, got a {idx.dtype} tensor"
+                    + (" (for a boolean mask use mask.nonzero().flatten())" if idx.dtype == torch.bool else "")
+                )
+            if idx.device.type != "cpu" and idx.device != self.D.device:
+                raise ValueError(
+                    f"{name}: channel indices are on {idx.device}, expected the CPU or the layer's device "
+                    f"{self.D.device}"
+                )
+            if idx.dim() > 1:
+                raise ValueError(f"{name}: expected a 1-D sequence of channel indices, got shape {tuple(idx.shape)}")
+            active = idx.detach().reshape(-1).to("cpu", torch.int64)
+        else:
+            if isinstance(idx, (str, bytes)) or not isinstance(idx, Iterable):
+                raise TypeError(f"{name}: expected a sequence of channel indices, got {type(idx).__name__}")
+            values = []
+            for v in idx:
+                if isinstance(v, bool):
+                    raise TypeError(f"{name}: expected integer channel indices, got the bool {v!r}")
+                try:
+                    values.append(operator.index(v))
+                except TypeError:
+                    raise TypeError(
+                        f"{name}: expected integer channel indices, got {v!r} ({type(v).__name__})"
+                    ) from None
+            active = torch.tensor(values, dtype=torch.int64)
+        if active.numel():
+            lo, hi = int(active.min()), int(active.max())
+            if lo < 0 or hi >= H:
+                bad = lo if lo < 0 else hi
+                raise IndexError(f"{name}: channel index {bad} out of range for d_model={H} (valid: 0..{H - 1})")
+        active = torch.sort(active).values
+        if active.numel() > 1 and bool((active[1:] == active[:-1]).any()):
+            dup = active[1:][active[1:] == active[:-1]].unique().tolist()
+            raise ValueError(f"{name}: duplicated channel indices {dup[:8]}")
+        return active
+
+    def _indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows of the SSM tensors that hold the active channels, the active channels), on ``device``."""
+        hit = self._device_index.get(device)
+        if hit is None:
+            rows = torch.arange(self.num_active) if self._compact else self._active
+            hit = (rows.to(device), self._active.to(device))
+            self._device_index[device] = hit
+        return hit
+
+    def _select_rows(self, rows: torch.Tensor) -> None:
+        """Replace each per-channel SSM tensor by its ``rows`` (new tensors, same kind and tags)."""
+        for owner, name in _SSM_TENSORS:
+            module = self.get_submodule(owner)
+            old = getattr(module, name)
+            _replace_tensor(module, name, old.detach().index_select(0, rows.to(old.device)).clone())
+        self._invalidate()
+
+    def _resize_rows(self, n: int) -> None:
+        """Give every per-channel SSM tensor ``n`` uninitialized rows (before a state_dict load)."""
+        for owner, name in _SSM_TENSORS:
+            module = self.get_submodule(owner)
+            old = getattr(module, name)
+            _replace_tensor(module, name, old.detach().new_empty((n, *old.shape[1:])))
+        self._invalidate()
+
+    # ------------------------------------------------------------------ state dict
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        # An unpruned, uncompacted layer saves exactly the reference's keys.
+        if self.is_pruned or self._compact:
+            destination[prefix + _ACTIVE_KEY] = self._active.clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        key = prefix + _ACTIVE_KEY
+        if key in state_dict:
+            try:
+                active = self._parse_channels(state_dict[key], key)
+            except (TypeError, ValueError, IndexError) as err:
+                error_msgs.append(f"invalid {key!r} for S4DLayer(d_model={self.h}): {err}")
+                return
+        else:
+            active = torch.arange(self.h)
+        d_key = prefix + "D"
+        n_rows = state_dict[d_key].shape[0] if d_key in state_dict and state_dict[d_key].dim() == 1 else None
+        compact = n_rows is not None and n_rows == active.numel() and n_rows != self.h
+        if n_rows is not None and n_rows != self.h and not compact:
+            error_msgs.append(
+                f"size mismatch for {d_key}: the checkpoint has {n_rows} rows, expected d_model={self.h} "
+                f"(dense) or {active.numel()} (compacted, one per active channel)"
+            )
+            return
+        want_rows = active.numel() if compact else self.h
+        if want_rows != self.D.shape[0]:
+            self._resize_rows(want_rows)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        if key in unexpected_keys:
+            unexpected_keys.remove(key)
+        self._active = active
+        self._compact = compact
+        self._invalidate()
+
+    # ------------------------------------------------------------------ caching
+    def _invalidate(self) -> None:
+        self._device_index.clear()
+        self._spectrum_cache.clear()
+
+    def train(self, mode: bool = True) -> "S4DLayer":
+        self._spectrum_cache.clear()
+        return super().train(mode)
+
+    def _apply(self, fn, recurse=True):
+        self._invalidate()
+        return super()._apply(fn, recurse)
+
+    def _ssm_tensors(self) -> list[torch.Tensor]:
+        return [getattr(self.get_submodule(owner), name) for owner, name in _SSM_TENSORS]
+
+    def _kernel_spectrum(self, L: int, n_fft: int, rows: torch.Tensor) -> torch.Tensor:
+        """rfft of the active channels' kernels, (A, n_fft // 2 + 1) complex; cached in inference."""
+        C, log_dt, log_A_real, A_imag = (t.index_select(0, rows) for t in self._ssm_tensors()[1:])
+
+        def compute() -> torch.Tensor:
+            return torch.fft.rfft(s4d_kernel(C, log_dt, log_A_real, A_imag, L), n=n_fft)
+
+        cacheable = not self.training and not (
+            torch.is_grad_enabled() and any(t.requires_grad for t in self._ssm_tensors()[1:])
+        )
+        if not cacheable:
+            return compute()
+        # Token: any in-place update (optimizer step, load_state_dict) bumps _version; replacing a tensor
+        # changes its storage pointer.
+        token = tuple((t._version, t.data_ptr(), tuple(t.shape)) for t in self._ssm_tensors()[1:])
+        key = (L, n_fft, self.D.dtype, rows.device)
+        hit = self._spectrum_cache.get(key)
+        if hit is not None and hit[0] == token:
+            return hit[1]
+        with torch.no_grad():
+            k_f = compute()
+        if len(self._spectrum_cache) >= _SPECTRUM_CACHE_SIZE:
+            self._spectrum_cache.pop(next(iter(self._spectrum_cache)))
+        self._spectrum_cache[key] = (token, k_f)
+        return k_f
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, u: torch.Tensor, **kwargs) -> tuple[torch.Tensor, None]:
+        """u: (B, H, L) if transposed else (B, L, H), float32/float64 like the layer.  Returns (y, None)."""
+        self._check_input(u)
+        if not self.transposed:
+            u = u.transpose(-1, -2)
+        y = self._ssm(u)
+        y = self.dropout(self.activation(y))
+        y = self.output_linear(y)
+        if not self.transposed:
+            y = y.transpose(-1, -2)
+        return y, None
+
+    def _ssm(self, u: torch.Tensor) -> torch.Tensor:
+        """The SSM part, before GELU: u (B, H, L) -> y (B, H, L)."""
+        if self.num_active == 0:
+            return u
+        L = u.shape[-1]
+        n_fft = fft_size(L)
+        rows, active = self._indices(u.device)
+        k_f = self._kernel_spectrum(L, n_fft, rows)
+        D = self.D.index_select(0, rows)
+        return sparse_fftconv(u, k_f, D, active, n_fft)
+
+    def _check_input(self, u: Any) -> None:
+        if not isinstance(u, torch.Tensor):
+            raise TypeError(f"S4DLayer.forward(u): expected a torch.Tensor, got {type(u).__name__}")
+        layout = "(B, H, L)" if self.transposed else "(B, L, H)"
+        if u.dim() != 3:
+            raise ValueError(f"S4DLayer.forward(u): expected a 3-D tensor {layout}, got shape {tuple(u.shape)}")
+        if u.dtype not in _SUPPORTED_DTYPES:
+            raise TypeError(f"S4DLayer.forward(u): dtype {u.dtype} is not supported; use float32 or float64")
+        if u.dtype != self.D.dtype:
+            raise TypeError(
+                f"S4DLayer.forward(u): u is {u.dtype} but the layer is {self.D.dtype}; convert one with .to()"
+            )
+        H = u.shape[1] if self.transposed else u.shape[2]
+        if H != self.h:
+            raise ValueError(
+                f"S4DLayer.forward(u): expected {layout} with H = d_model = {self.h}, got shape {tuple(u.shape)}"
+                + ("" if self.transposed else "; the layer was built with transposed=False")
+            )
+        if u.shape[-1 if self.transposed else 1] < 1:
+            raise ValueError(f"S4DLayer.forward(u): the sequence length must be >= 1, got shape {tuple(u.shape)}")
+
+    def extra_repr(self) -> str:
+        s = f"d_model={self.h}, d_state={self.n}, transposed={self.transposed}"
+        if self.is_pruned or self._compact:
+            s += f", active={self.num_active}/{self.h}" + (", compact" if self._compact else "")
+        return s
+
+
+def _replace_tensor(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    old = getattr(module, name)
+    if isinstance(old, nn.Parameter):
+        new = nn.Parameter(value, requires_grad=old.requires_grad)
+        if hasattr(old, "_optim"):
+            new._optim = dict(old._optim)
+        setattr(module, name, new)
+    else:
+        module._buffers[name] = value
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"S4DLayer: {name} must be an integer >= {minimum}, got {value!r}")

@@ -181,7 +181,8 @@ class S4DLayer(nn.Module):
         self._invalidate()
         new = copy.deepcopy(self)
         new._select_rows(rows)
-        new._compact = True
+        # With every channel active the compact and dense layouts coincide; keep the dense (reference) one.
+        new._compact = new.is_pruned
         return new
 
     def _parse_channels(self, idx: Any, name: str) -> torch.Tensor:

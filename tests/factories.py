@@ -1,0 +1,37 @@
+"""Layers and inputs with seeded random parameters, shared by tests and benchmarks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from s4op_kernels import S4DLayer
+
+
+def make_s4d(H: int, N: int, seed: int, dtype=torch.float32, **kwargs) -> S4DLayer:
+    """An S4DLayer with every SSM tensor randomized (not the structured init), so tests exercise
+    arbitrary parameters: dt in [1e-3, 1e-1], Re(A) in [-1.4, -0.2], A_imag near pi*n."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    layer = S4DLayer(H, N, **kwargs)
+    with torch.no_grad():
+        k = layer.kernel
+        k.C.copy_(torch.randn(k.C.shape, generator=g) * 0.5)
+        k.log_dt.copy_(torch.rand(H, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+        k.log_A_real.copy_(math.log(0.5) + 0.4 * torch.randn(k.log_A_real.shape, generator=g))
+        k.A_imag.copy_(k.A_imag + 0.3 * torch.randn(k.A_imag.shape, generator=g))
+        layer.D.copy_(torch.randn(H, generator=g))
+    return layer.to(dtype).eval()
+
+
+def make_input(B: int, H: int, L: int, seed: int, dtype=torch.float32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed + 1_000_003)
+    return torch.randn(B, H, L, generator=g, dtype=torch.float64).to(dtype)
+
+
+def some_channels(H: int, fraction_pruned: float, seed: int) -> list[int]:
+    """A seeded random set of channels to keep, pruning round(fraction * H) of them."""
+    g = torch.Generator().manual_seed(seed + 7)
+    n_keep = H - int(round(fraction_pruned * H))
+    return sorted(torch.randperm(H, generator=g)[:n_keep].tolist())

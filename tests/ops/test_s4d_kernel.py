@@ -1,0 +1,31 @@
+"""s4d_kernel: the reference against the float64 formula, for every dtype and the shared shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s4op_kernels.ops import s4d_kernel, s4d_kernel_ref
+from factories import make_s4d
+from formulas import s4d_kernel64
+from shapes import LAYER_SHAPES
+from tolerances import assert_close
+
+
+@pytest.mark.parametrize("fn", [s4d_kernel_ref, s4d_kernel], ids=["ref", "dispatched"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("shape", LAYER_SHAPES)
+@pytest.mark.parametrize("seed", [0], ids=["seed0"])
+def test_kernel_matches_formula(fn, shape, dtype, seed):
+    _, H, N, L = shape
+    k = make_s4d(H, N, seed, dtype).kernel
+    with torch.no_grad():
+        K = fn(k.C, k.log_dt, k.log_A_real, k.A_imag, L)
+    assert K.shape == (H, L) and K.dtype == dtype
+    assert_close(K, s4d_kernel64(k.C, k.log_dt, k.log_A_real, k.A_imag, L), dtype, what="kernel")
+
+
+def test_kernel_of_no_rows_is_empty():
+    k = make_s4d(3, 4, 0).kernel
+    K = s4d_kernel_ref(k.C[:0], k.log_dt[:0], k.log_A_real[:0], k.A_imag[:0], 7)
+    assert K.shape == (0, 7)

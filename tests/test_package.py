@@ -1,0 +1,57 @@
+"""Package-level behaviour: import hygiene, the compiled extension and its diagnostics."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import s4op_kernels
+from s4op_kernels import _ext
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    # Run from the tests folder, never the repository root, whose source tree has no compiled _C.
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=pathlib.Path(__file__).parent)
+
+
+def test_import_does_not_import_triton_or_initialize_cuda():
+    r = _run(
+        "import sys, torch, s4op_kernels\n"
+        "assert 'triton' not in sys.modules, 'triton imported'\n"
+        "assert not torch.cuda.is_initialized(), 'cuda initialized'\n"
+        "print('clean')"
+    )
+    assert r.returncode == 0 and "clean" in r.stdout, r.stderr
+
+
+def test_build_info_reports_compiler_flags_simd_threading():
+    info = _ext.C().build_info()
+    assert set(info) >= {"compiler", "cxx_flags", "simd", "threading", "build_type", "sanitized"}
+    assert info["compiler"] and info["simd"] and info["threading"]
+
+
+def test_info_command_prints_build_and_runtime_facts(tmp_path):
+    # cwd outside the source tree: `python -m` puts the cwd first on sys.path.
+    r = subprocess.run([sys.executable, "-m", "s4op_kernels.info"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for word in ("torch", "backends", "simd", "threading", "triton", "compiler"):
+        assert word in r.stdout
+    r = subprocess.run(["s4op", "info"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0 and "simd" in r.stdout
+
+
+def test_missing_extension_says_how_to_reinstall():
+    # Simulate a missing or broken _C: the error must name the fix.
+    r = _run(
+        "import sys; sys.modules['s4op_kernels._C'] = None\n"
+        "from s4op_kernels import _ext\n"
+        "assert not _ext.extension_available()\n"
+        "try:\n    _ext.C()\nexcept ImportError as e:\n    print(e)\n"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "pip install" in r.stdout and "_C" in r.stdout
+
+
+def test_version():
+    assert s4op_kernels.__version__

@@ -1,32 +1,94 @@
+// parallel_for on the persistent pool: coverage, determinism of chunking, exceptions, nesting, several
+// callers at once, and a forked child.
+#include "s4op/parallel.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "check.h"
 #include "s4op/build_info.h"
-#include "s4op/parallel.h"
+
+namespace {
+
+void check_coverage(int threads, int64_t n) {
+  std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+  s4op::parallel_for(n, threads, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+  });
+  for (auto& h : hits) S4OP_CHECK(h.load() == 1);
+}
+
+}  // namespace
 
 int main() {
   // Every index visited exactly once, for thread counts below, at and above n.
   for (int threads : {1, 2, 3, 8}) {
-    for (int64_t n : {0, 1, 2, 7, 100}) {
-      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-      s4op::parallel_for(n, threads, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+    for (int64_t n : {0, 1, 2, 7, 100}) check_coverage(threads, n);
+  }
+  // Chunk boundaries depend only on (n, threads).
+  std::mutex m;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  s4op::parallel_for(10, 3, [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> lock(m);
+    chunks.emplace_back(b, e);
+  });
+  std::sort(chunks.begin(), chunks.end());
+  S4OP_CHECK((chunks == std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {3, 6}, {6, 10}}));
+  // An exception in any chunk reaches the caller, and the pool keeps working afterwards.
+  for (int rep = 0; rep < 3; ++rep) {
+    bool caught = false;
+    try {
+      s4op::parallel_for(10, 2, [](int64_t b, int64_t) {
+        if (b > 0) throw std::runtime_error("boom");
       });
-      for (auto& h : hits) S4OP_CHECK(h.load() == 1);
+    } catch (const std::runtime_error&) {
+      caught = true;
     }
+    S4OP_CHECK(caught);
   }
-  // An exception in a worker reaches the caller.
-  bool caught = false;
-  try {
-    s4op::parallel_for(10, 2, [](int64_t b, int64_t) {
-      if (b > 0) throw std::runtime_error("boom");
+  check_coverage(2, 50);
+  // Nested parallel_for cannot deadlock.
+  std::atomic<int64_t> total{0};
+  s4op::parallel_for(4, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      s4op::parallel_for(8, 3, [&](int64_t bb, int64_t ee) { total += ee - bb; });
+    }
+  });
+  S4OP_CHECK(total.load() == 32);
+  // Several callers at once (the binding releases the GIL, so Python threads can do this).
+  std::vector<std::thread> callers;
+  std::atomic<int> ok{0};
+  for (int c = 0; c < 4; ++c) {
+    callers.emplace_back([&] {
+      for (int rep = 0; rep < 50; ++rep) {
+        std::atomic<int64_t> sum{0};
+        s4op::parallel_for(64, 2, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) sum += i;
+        });
+        if (sum.load() == 64 * 63 / 2) ++ok;
+      }
     });
-  } catch (const std::runtime_error&) {
-    caught = true;
   }
-  S4OP_CHECK(caught);
+  for (auto& t : callers) t.join();
+  S4OP_CHECK(ok.load() == 200);
+  // A forked child gets a working pool of its own.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::atomic<int64_t> sum{0};
+    s4op::parallel_for(100, 2, [&](int64_t b, int64_t e) { sum += e - b; });
+    _exit(sum.load() == 100 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  S4OP_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
   const s4op::BuildInfo info = s4op::build_info();
   S4OP_CHECK(!info.compiler.empty());
   S4OP_CHECK(!info.simd.empty());

@@ -1,0 +1,111 @@
+#include "s4op/parallel.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace s4op::detail {
+namespace {
+
+struct Job {
+  const std::function<void(int64_t)>* chunk;
+  int64_t n;
+  std::atomic<int64_t> next{0};  // next unclaimed chunk
+  int64_t done = 0;              // guarded by m
+  std::exception_ptr error;      // guarded by m
+  std::mutex m;
+  std::condition_variable finished;
+
+  // Claims and runs one chunk; false when every chunk has been claimed.
+  bool run_one() {
+    const int64_t i = next.fetch_add(1);
+    if (i >= n) return false;
+    std::exception_ptr err;
+    try {
+      (*chunk)(i);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(m);
+    if (err && !error) error = err;
+    if (++done == n) finished.notify_all();
+    return true;
+  }
+};
+
+class Pool {
+ public:
+  void run(int64_t n_chunks, const std::function<void(int64_t)>& chunk) {
+    auto job = std::make_shared<Job>();
+    job->chunk = &chunk;
+    job->n = n_chunks;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // Grow lazily to the largest parallelism ever requested (minus the caller).
+      while (static_cast<int64_t>(workers_.size()) < n_chunks - 1) workers_.emplace_back([this] { work(); });
+      queue_.push_back(job);
+    }
+    wake_.notify_all();
+    while (job->run_one()) {
+    }
+    std::unique_lock<std::mutex> lock(job->m);
+    job->finished.wait(lock, [&] { return job->done == job->n; });
+    if (job->error) std::rethrow_exception(job->error);
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return !queue_.empty(); });
+        job = queue_.front();
+      }
+      while (job->run_one()) {
+      }
+      // Every chunk is claimed: take the job off the queue (unless another worker already did).
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!queue_.empty() && queue_.front() == job) queue_.pop_front();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::vector<std::thread> workers_;
+};
+
+// Deliberately never destroyed: workers sleep in the pool until the process ends, and no destructor
+// has to join threads during interpreter shutdown.
+Pool* pool_instance = nullptr;
+std::once_flag pool_once;
+
+Pool& pool() {
+  std::call_once(pool_once, [] {
+    pool_instance = new Pool();
+    // A forked child (e.g. a DataLoader worker) inherits the pool but not its threads: give it a new one.
+    pthread_atfork(nullptr, nullptr, [] { pool_instance = new Pool(); });
+  });
+  return *pool_instance;
+}
+
+}  // namespace
+
+void run_chunks(int64_t n_chunks, const std::function<void(int64_t)>& chunk) {
+  if (n_chunks <= 0) return;
+  if (n_chunks == 1) {
+    chunk(0);
+    return;
+  }
+  pool().run(n_chunks, chunk);
+}
+
+}  // namespace s4op::detail

@@ -1,0 +1,896 @@
+// S4D kernel generation for the active channels (see s4d_kernel.h for the formula and contract).
+//
+// Method.  Write z_n = exp(dt A_n) and w_n = 2 C_n (z_n - 1) / A_n, so K[l] = Re sum_n w_n z_n^l.
+// Split l = b*B + k with a block length B (64 for float, 32 for double):
+//
+//   K[b*B + k] = sum_n  Re(w_n z_n^{bB}) Re(z_n^k) - Im(w_n z_n^{bB}) Im(z_n^k)
+//
+// i.e. per channel a real matrix product  K{nblocks, B} = Anchor{nblocks, 2*N2} x Q{2*N2, B}:
+// Q holds the first B powers of every mode (built once per channel) and the anchors w_n z_n^{bB}
+// advance by one double-precision multiplication with z_n^B per block.  The matrix product is the
+// only O(N2 * L) work; it runs in the output type on SIMD registers (AVX-512 / AVX2+FMA chosen at
+// run time, portable loops otherwise).
+//
+// Accuracy.  No power is carried in the output type: every entry of Q and of the anchors is
+// within ~2 ulp of the output type of its exact value, so nothing drifts along l.  The double
+// anchors restart at every segment of kSegSamples samples from w_n (z_n^kSegSamples)^s by binary
+// powering (O(log s) products, relative error ~l ulp of double, the same order as rounding the
+// phase dt*A_imag*l itself); no sin/cos of a large phase is ever taken (only of dt*A_imag, exactly
+// reduced by the C library).  (exp(dt A) - 1) / A uses a series where it would cancel.  For float
+// output the remaining error is the rounding of the final sum over modes; a segment whose sum
+// cancels too much for the 1e-5 contract (in practice rows of a few samples) is recomputed with
+// the same machinery in double and rounded.
+//
+// Work items are (row, segment); an item's arithmetic does not depend on which thread runs it, so
+// results are bitwise independent of num_threads.
+//
+// Modes are sorted by how long they stay above 2^-60 of the channel's largest coefficient; a block
+// only multiplies over the modes still alive, so fast-decaying channels cost less.  Matrix entries
+// whose magnitude is below 2^-60 (relative to that scale) are flushed to zero and coefficients are
+// scaled by a power of two to max ~1, so no product or sum ever goes subnormal (subnormal operands
+// cost ~100 cycles each on x86); the power of two is applied to the output.
+#include "s4op/s4d_kernel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "s4op/parallel.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define S4OP_S4D_X86 1
+#include <immintrin.h>
+#else
+#define S4OP_S4D_X86 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define S4OP_S4D_INLINE inline __attribute__((always_inline))
+#else
+#define S4OP_S4D_INLINE inline
+#endif
+
+namespace s4op {
+namespace cpu {
+namespace {
+
+using detail::S4dIsa;
+
+// Entries below this (relative to the channel's largest coefficient, or to |z^k| <= 1) are zero.
+constexpr double kTiny = 0x1p-60;
+constexpr double kLn2 = 0.6931471805599453;
+constexpr double kLogTiny = -60 * kLn2;  // log(2^-60)
+// Samples per segment, the unit of work (a multiple of both block lengths).
+constexpr int64_t kSegSamples = 2048;
+// The float contract: max_l |K32 - K| / max_l |K| per row.
+constexpr double kF32Tolerance = 1e-5;
+
+template <class T>
+struct Layout;
+// kBlock: outputs per anchor (a row of the per-channel matrix product); kSub: one 512-bit vector.
+template <>
+struct Layout<float> {
+  static constexpr int64_t kBlock = 64, kSub = 16;
+};
+template <>
+struct Layout<double> {
+  static constexpr int64_t kBlock = 32, kSub = 8;
+};
+
+// v if |v| >= 2^-60 (or not finite), else +0.  Integer form: a floating-point compare in a
+// select blocks vectorization under the default -ftrapping-math.
+S4OP_S4D_INLINE double flush_tiny(double v) {
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  const uint64_t biased_exponent = (bits >> 52) & 0x7ff;
+  bits &= ~uint64_t{0} * static_cast<uint64_t>(biased_exponent >= 1023 - 60);
+  std::memcpy(&v, &bits, sizeof bits);
+  return v;
+}
+S4OP_S4D_INLINE float flush_tiny(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  const uint32_t biased_exponent = (bits >> 23) & 0xff;
+  bits &= ~uint32_t{0} * static_cast<uint32_t>(biased_exponent >= 127 - 60);
+  std::memcpy(&v, &bits, sizeof bits);
+  return v;
+}
+
+// One register tile of the per-channel matrix product: rows of {B} outputs,
+//   dst[r][k] = scale * sum_{c < m} a[r, c] q[c, k] + a[r, half + c] q[half + c, k]
+//   a    {rows, lda}    anchor rows: Re parts at [0, half), -Im parts at [half, 2 half)
+//   q    {2*half, B}    powers: Re rows, then Im rows
+//   dst  {rows}         output row pointers, each B wide
+template <class T>
+using TileFn = void (*)(int rows, const T* a, int64_t lda, const T* q, int64_t half, int64_t m,
+                        T* const* dst, T scale);
+
+// Tile kernels of one SIMD path, for both compute types.
+struct Tiles {
+  TileFn<float> f32;
+  int rows_f32;  // rows per tile
+  TileFn<double> f64;
+  int rows_f64;
+  TileFn<float> fn(float*) const { return f32; }
+  TileFn<double> fn(double*) const { return f64; }
+  int rows(float*) const { return rows_f32; }
+  int rows(double*) const { return rows_f64; }
+};
+
+// Inputs of one call; P is the parameter and output type.
+template <class P>
+struct Problem {
+  const P* C;           // {H, N2, 2}
+  const P* log_dt;      // {H}
+  const P* log_A_real;  // {H, N2}
+  const P* A_imag;      // {H, N2}
+  int64_t H, N2;
+  const int64_t* active;  // {A}
+  int64_t A, L;
+  P* K;          // {A, L}
+  int64_t nseg;  // segments per row
+};
+
+template <class T>
+constexpr int64_t num_blocks(int64_t L) {
+  return (L + Layout<T>::kBlock - 1) / Layout<T>::kBlock;
+}
+
+enum class RowStatus { kOk, kZero, kNaN };
+
+// Per-thread scratch plus the derived data of the channel processed last (reused while the
+// thread's consecutive work items stay in one row).
+template <class T>
+struct Workspace {
+  static constexpr int64_t B = Layout<T>::kBlock, S = Layout<T>::kSub;
+  static constexpr int64_t kSegBlocks = kSegSamples / B;
+
+  explicit Workspace(int64_t n2)
+      : wr(n2), wi(n2), x(n2), y(n2), zr(n2), zi(n2), life_all(n2), order(n2), life(n2),
+        a0r(n2), a0i(n2), sr(n2), si(n2), gr(n2), gi(n2), cr(n2), ci(n2), pwr(n2), pwi(n2),
+        psr(S * n2), psi(S * n2), bsr((B / S + 1) * n2), bsi((B / S + 1) * n2),
+        pst(2 * S * n2), bst(2 * B / S * n2), q(2 * n2 * B), anch(kSegBlocks * 2 * n2),
+        live(kSegBlocks), dst(kSegBlocks), tail(B) {}
+
+  int64_t h = -1;
+  RowStatus status = RowStatus::kZero;
+  int exponent = 0;  // coefficients were scaled by 2^-exponent
+  int64_t m0 = 0;    // modes alive at block 0 (sorted to the front)
+  // per mode, in input order {N2}
+  std::vector<double> wr, wi, x, y, zr, zi;
+  std::vector<int64_t> life_all, order;
+  // per mode, sorted by decreasing lifetime {N2}; only the first m0 are used
+  std::vector<int64_t> life;        // number of leading blocks in which the mode is alive
+  std::vector<double> a0r, a0i;     // scaled w_n
+  std::vector<double> sr, si;       // z_n^B
+  std::vector<double> gr, gi;       // z_n^{kSegSamples}
+  std::vector<double> cr, ci;       // current anchors w_n z_n^{bB}
+  std::vector<double> pwr, pwi;     // scratch powers of g
+  std::vector<double> psr, psi;     // {S, N2} z_n^t, t < S (S = kSub)
+  std::vector<double> bsr, bsi;     // {B/S + 1, N2} z_n^{Sj}
+  std::vector<T> pst, bst;          // the same rounded to T, {2, N2, S} and {2, N2, B/S}
+  std::vector<T> q;                 // {2*m0, B}
+  std::vector<T> anch;              // {kSegBlocks, 2*m0}
+  std::vector<int64_t> live;        // {kSegBlocks} modes alive per block of the segment
+  std::vector<T*> dst;              // {kSegBlocks} output row per block
+  std::vector<T> tail;              // {B} landing row for a partial last block
+};
+
+// Derived per-channel data: coefficients, lifetimes, sort order and the power table Q.
+template <class P, class T>
+S4OP_S4D_INLINE void prepare_channel(const Problem<P>& p, Workspace<T>& w, int64_t h) {
+  constexpr int64_t B = Layout<T>::kBlock;
+  static_assert(B % Layout<T>::kSub == 0 && Layout<T>::kSub >= 4, "bad layout");
+  const int64_t N2 = p.N2;
+  const int64_t nblocks = num_blocks<T>(p.L);
+  w.h = h;
+  const double dt = std::exp(static_cast<double>(p.log_dt[h]));
+  bool finite = std::isfinite(dt);
+  double wmax = 0.0;
+  for (int64_t n = 0; n < N2; ++n) {
+    const int64_t k = h * N2 + n;
+    const double ar = -std::exp(static_cast<double>(p.log_A_real[k]));
+    const double ai = static_cast<double>(p.A_imag[k]);
+    const double x = dt * ar, y = dt * ai;
+    const double ex = std::exp(x);
+    const double zr = ex * std::cos(y), zi = ex * std::sin(y);
+    double rr, ri;  // (z - 1) / A
+    if (std::fabs(x) + std::fabs(y) < 0.1) {
+      // z - 1 cancels here: dt * sum_{k>=0} (dt A)^k / (k+1)!, Horner up to k = 10 (the rest is
+      // below 1e-19 relative).
+      static constexpr double kInvFact[12] = {1.0,          1.0,           1.0 / 2,
+                                              1.0 / 6,      1.0 / 24,      1.0 / 120,
+                                              1.0 / 720,    1.0 / 5040,    1.0 / 40320,
+                                              1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800};
+      double sr = kInvFact[11], si = 0.0;
+      for (int j = 10; j >= 1; --j) {
+        const double t = sr * x - si * y;
+        si = sr * y + si * x;
+        sr = t + kInvFact[j];
+      }
+      rr = dt * sr;
+      ri = dt * si;
+    } else {
+      // Smith's division (z - 1) / (ar + i ai); |A| > 0 here.
+      const double nr = zr - 1.0, ni = zi;
+      if (std::fabs(ar) >= std::fabs(ai)) {
+        const double t = ai / ar, d = ar + ai * t;
+        rr = (nr + ni * t) / d;
+        ri = (ni - nr * t) / d;
+      } else {
+        const double t = ar / ai, d = ai + ar * t;
+        rr = (nr * t + ni) / d;
+        ri = (ni * t - nr) / d;
+      }
+    }
+    const double c_re = static_cast<double>(p.C[2 * k]), c_im = static_cast<double>(p.C[2 * k + 1]);
+    const double wr = 2.0 * (c_re * rr - c_im * ri), wi = 2.0 * (c_re * ri + c_im * rr);
+    finite = finite && std::isfinite(wr) && std::isfinite(wi) && std::isfinite(x) &&
+             std::isfinite(y) && std::isfinite(zr) && std::isfinite(zi);
+    wmax = std::max(wmax, std::max(std::fabs(wr), std::fabs(wi)));
+    w.wr[n] = wr;
+    w.wi[n] = wi;
+    w.x[n] = x;
+    w.y[n] = y;
+    w.zr[n] = zr;
+    w.zi[n] = zi;
+  }
+  if (!finite) {
+    w.status = RowStatus::kNaN;
+    return;
+  }
+  if (wmax == 0.0) {
+    w.status = RowStatus::kZero;
+    return;
+  }
+  w.status = RowStatus::kOk;
+  std::frexp(wmax, &w.exponent);  // wmax * 2^-exponent in [0.5, 1)
+
+  // Scale to max ~1 (exactly: a power of two; one ldexp when 2^-exponent is a normal double).
+  if (w.exponent > -1000 && w.exponent < 1000) {
+    const double inv = std::ldexp(1.0, -w.exponent);
+    for (int64_t n = 0; n < N2; ++n) {
+      w.wr[n] *= inv;
+      w.wi[n] *= inv;
+    }
+  } else {
+    for (int64_t n = 0; n < N2; ++n) {
+      w.wr[n] = std::ldexp(w.wr[n], -w.exponent);
+      w.wi[n] = std::ldexp(w.wi[n], -w.exponent);
+    }
+  }
+  // Lifetime: blocks b with |w_n| |z_n|^{bB} >= 2^-60 (scaled units); later blocks drop the mode.
+  for (int64_t n = 0; n < N2; ++n) {
+    const double mag = std::max(std::fabs(w.wr[n]), std::fabs(w.wi[n]));
+    int64_t life;
+    if (!(mag >= kTiny)) {
+      life = 0;
+    } else if (w.x[n] < 0.0) {
+      // log(mag) <= e log 2 for mag = f 2^e, f in [0.5, 1): keeps a mode at most a block longer.
+      uint64_t bits;
+      std::memcpy(&bits, &mag, sizeof bits);
+      const int exponent = static_cast<int>((bits >> 52) & 0x7ff) - 1022;
+      const double log_mag_bound = static_cast<double>(exponent) * kLn2;
+      const double t = (log_mag_bound - kLogTiny) / (-w.x[n] * static_cast<double>(B));
+      life = t >= static_cast<double>(nblocks) ? nblocks : static_cast<int64_t>(t) + 1;
+    } else {
+      life = nblocks;
+    }
+    w.life_all[n] = std::min(life, nblocks);
+    w.order[n] = n;
+  }
+  // Stable sort by decreasing lifetime (ties keep mode order); usually (nearly) sorted already.
+  const int64_t* life_all = w.life_all.data();
+  int64_t* order = w.order.data();
+  for (int64_t a = 1; a < N2; ++a) {
+    const int64_t v = order[a];
+    int64_t b = a;
+    for (; b > 0 && life_all[order[b - 1]] < life_all[v]; --b) order[b] = order[b - 1];
+    order[b] = v;
+  }
+  int64_t m0 = 0;
+  while (m0 < N2 && life_all[w.order[m0]] > 0) ++m0;
+  w.m0 = m0;
+
+  // Q[k] = z^k = z^t z^{Sj} for k = S j + t (S = kSub).  z^0..z^{S-1} and z^{Sj} come from short
+  // product trees in double (depth <= 6; error ~log2(B) ulp of double), are rounded to T in one
+  // flat pass over all modes, and the final products are formed in T: each entry of Q is within
+  // ~2 ulp of T of z^k.  Every step is a plain loop the compiler vectorizes.
+  constexpr int64_t S = Layout<T>::kSub, NB = B / S;
+  double* __restrict psr = w.psr.data();  // {S, m0}: mode-minor, so each step vectorizes
+  double* __restrict psi = w.psi.data();
+  double* __restrict bsr = w.bsr.data();  // {NB + 1, m0}
+  double* __restrict bsi = w.bsi.data();
+  for (int64_t i = 0; i < m0; ++i) {
+    const int64_t n = w.order[i];
+    w.life[i] = life_all[n];
+    w.a0r[i] = w.wr[n];
+    w.a0i[i] = w.wi[n];
+    psr[i] = 1.0;
+    psi[i] = 0.0;
+    psr[m0 + i] = w.zr[n];
+    psi[m0 + i] = w.zi[n];
+  }
+  for (int64_t t = 2; t < S; ++t) {  // z^t = z^{t/2} z^{t - t/2}
+    const int64_t u = (t / 2) * m0, v = (t - t / 2) * m0;
+    for (int64_t i = 0; i < m0; ++i) {
+      psr[t * m0 + i] = psr[u + i] * psr[v + i] - psi[u + i] * psi[v + i];
+      psi[t * m0 + i] = psr[u + i] * psi[v + i] + psi[u + i] * psr[v + i];
+    }
+  }
+  for (int64_t i = 0; i < m0; ++i) {
+    const double hr = psr[(S / 2) * m0 + i], hi = psi[(S / 2) * m0 + i];  // z^{S/2}
+    bsr[i] = 1.0;
+    bsi[i] = 0.0;
+    bsr[m0 + i] = hr * hr - hi * hi;
+    bsi[m0 + i] = 2.0 * hr * hi;
+  }
+  for (int64_t j = 2; j <= NB; ++j) {  // z^{Sj} = z^{S (j/2)} z^{S (j - j/2)}
+    const int64_t u = (j / 2) * m0, v = (j - j / 2) * m0;
+    for (int64_t i = 0; i < m0; ++i) {
+      bsr[j * m0 + i] = bsr[u + i] * bsr[v + i] - bsi[u + i] * bsi[v + i];
+      bsi[j * m0 + i] = bsr[u + i] * bsi[v + i] + bsi[u + i] * bsr[v + i];
+    }
+  }
+  for (int64_t i = 0; i < m0; ++i) {
+    w.sr[i] = bsr[NB * m0 + i];  // z^B
+    w.si[i] = bsi[NB * m0 + i];
+    w.gr[i] = w.sr[i];
+    w.gi[i] = w.si[i];
+  }
+  for (int64_t q = B; q < kSegSamples; q *= 2) {  // z^{kSegSamples} by repeated squaring
+    for (int64_t i = 0; i < m0; ++i) {
+      const double gr = w.gr[i], gi = w.gi[i];
+      w.gr[i] = gr * gr - gi * gi;
+      w.gi[i] = 2.0 * gr * gi;
+    }
+  }
+  // Round to T, transposing to mode-major: {2, m0, S} and {2, m0, NB}, Re then Im.
+  for (int64_t k = 0; k < S * m0; ++k) psr[k] = flush_tiny(psr[k]);  // flat: vectorizes
+  for (int64_t k = 0; k < S * m0; ++k) psi[k] = flush_tiny(psi[k]);
+  for (int64_t k = 0; k < NB * m0; ++k) bsr[k] = flush_tiny(bsr[k]);
+  for (int64_t k = 0; k < NB * m0; ++k) bsi[k] = flush_tiny(bsi[k]);
+  T* __restrict pst = w.pst.data();
+  T* __restrict bst = w.bst.data();
+  for (int64_t i = 0; i < m0; ++i) {
+    for (int64_t t = 0; t < S; ++t) {
+      pst[S * i + t] = static_cast<T>(psr[t * m0 + i]);
+      pst[m0 * S + S * i + t] = static_cast<T>(psi[t * m0 + i]);
+    }
+    for (int64_t j = 0; j < NB; ++j) {
+      bst[NB * i + j] = static_cast<T>(bsr[j * m0 + i]);
+      bst[m0 * NB + NB * i + j] = static_cast<T>(bsi[j * m0 + i]);
+    }
+  }
+  for (int64_t i = 0; i < m0; ++i) {
+    const T* __restrict pr = pst + S * i;
+    const T* __restrict pi = pst + m0 * S + S * i;
+    T* __restrict qre = w.q.data() + i * B;  // Re rows [0, m0), Im rows [m0, 2 m0)
+    T* __restrict qim = w.q.data() + (m0 + i) * B;
+    for (int64_t j = 0; j < NB; ++j) {
+      const T br = bst[NB * i + j], bi = bst[m0 * NB + NB * i + j];
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 1  // kept a loop so that it is vectorized (fully unrolled, it is not)
+#endif
+      for (int64_t t = 0; t < S; ++t) {
+        qre[S * j + t] = flush_tiny(pr[t] * br - pi[t] * bi);
+        qim[S * j + t] = flush_tiny(pr[t] * bi + pi[t] * br);
+      }
+    }
+  }
+}
+
+// Anchor rows of one segment (double recurrence, rounded to T), then the matrix product.
+// Row layout {2*m0}: Re(anchor) of the sorted modes in [0, m0), -Im(anchor) in [m0, 2 m0), the
+// same split as the rows of Q, so a block's live modes are two contiguous ranges of length m.
+template <class T>
+S4OP_S4D_INLINE void segment_product(Workspace<T>& w, int64_t nrows, int64_t m_first, T scale,
+                                     TileFn<T> tile, int rmax) {
+  const int64_t half = w.m0, lda = 2 * half;
+  double* __restrict cr = w.cr.data();
+  double* __restrict ci = w.ci.data();
+  const double* __restrict sr = w.sr.data();
+  const double* __restrict si = w.si.data();
+  for (int64_t r = 0; r < nrows; ++r) {
+    const int64_t m = w.live[r];
+    T* __restrict re_row = w.anch.data() + r * lda;
+    T* __restrict im_row = re_row + half;
+    for (int64_t i = 0; i < m; ++i) re_row[i] = static_cast<T>(flush_tiny(cr[i]));
+    for (int64_t i = 0; i < m; ++i) im_row[i] = static_cast<T>(-flush_tiny(ci[i]));
+    for (int64_t i = m; i < m_first; ++i) re_row[i] = T(0);
+    for (int64_t i = m; i < m_first; ++i) im_row[i] = T(0);
+    if (r + 1 < nrows) {
+      for (int64_t i = 0; i < m; ++i) {
+        const double re = cr[i], im = ci[i];
+        cr[i] = re * sr[i] - im * si[i];
+        ci[i] = re * si[i] + im * sr[i];
+      }
+    }
+  }
+  for (int64_t r = 0; r < nrows; r += rmax) {
+    const int rows = static_cast<int>(std::min<int64_t>(rmax, nrows - r));
+    // The first row of a tile has the most live modes; the others are zero-padded to it.
+    tile(rows, w.anch.data() + r * lda, lda, w.q.data(), half, w.live[r], w.dst.data() + r,
+         scale);
+  }
+}
+
+// Segment s of channel h (prepared in w) into out[0, min(L, l0 + kSegSamples) - l0), where
+// l0 = s * kSegSamples.  For T = float, returns true when the float sum may be too ill-conditioned
+// for the 1e-5 normwise contract (the caller then recomputes the segment in double).
+template <class P, class T>
+S4OP_S4D_INLINE bool compute_segment(const Problem<P>& p, Workspace<T>& w, int64_t s, T* out,
+                                     const Tiles& tiles) {
+  constexpr int64_t B = Layout<T>::kBlock, SB = Workspace<T>::kSegBlocks;
+  const int64_t nblocks = num_blocks<T>(p.L);
+  const int64_t b0 = s * SB, b1 = std::min(nblocks, b0 + SB);
+  const int64_t l0 = b0 * B, len = std::min(p.L, b1 * B) - l0;
+  if (w.status == RowStatus::kNaN) {
+    std::fill(out, out + len, std::numeric_limits<T>::quiet_NaN());
+    return false;
+  }
+  int64_t m = w.status == RowStatus::kOk ? w.m0 : 0;
+  while (m > 0 && w.life[m - 1] <= b0) --m;
+  if (m == 0) {  // all-zero coefficients, or every mode has decayed below 2^-60
+    std::fill(out, out + len, T(0));
+    return false;
+  }
+  const int64_t m_first = m;
+  const int64_t nrows = b1 - b0;
+  for (int64_t r = 0; r < nrows; ++r) {
+    while (m > 0 && w.life[m - 1] <= b0 + r) --m;
+    w.live[r] = m;
+    w.dst[r] = (r + 1) * B <= len ? out + r * B : w.tail.data();
+  }
+  // Anchors at the segment start, w_n z_n^{l0} = w_n (z_n^{kSegSamples})^s, by binary powering
+  // from the channel's coefficients: O(log s) products whatever thread runs the segment, with
+  // relative error ~l0 ulp of double (the same order as rounding the phase dt*A_imag*l0).
+  for (int64_t i = 0; i < m_first; ++i) {
+    w.cr[i] = w.a0r[i];
+    w.ci[i] = w.a0i[i];
+    w.pwr[i] = w.gr[i];
+    w.pwi[i] = w.gi[i];
+  }
+  for (int64_t e = s; e > 0; e >>= 1) {
+    if (e & 1) {
+      for (int64_t i = 0; i < m_first; ++i) {
+        const double re = w.cr[i], im = w.ci[i];
+        w.cr[i] = re * w.pwr[i] - im * w.pwi[i];
+        w.ci[i] = re * w.pwi[i] + im * w.pwr[i];
+      }
+    }
+    if (e > 1) {
+      for (int64_t i = 0; i < m_first; ++i) {
+        const double re = w.pwr[i], im = w.pwi[i];
+        w.pwr[i] = re * re - im * im;
+        w.pwi[i] = 2.0 * re * im;
+      }
+    }
+  }
+  double anchor_norm2 = 0.0;  // sum |anchor|^2 (scaled units); bounds every later term
+  for (int64_t i = 0; i < m_first; ++i) anchor_norm2 += w.cr[i] * w.cr[i] + w.ci[i] * w.ci[i];
+
+  // Apply 2^exponent inside the tile when it is a normal T with headroom; else fix up below.
+  const int e = w.exponent;
+  const bool in_tile = e > std::numeric_limits<T>::min_exponent + 8 &&
+                       e < std::numeric_limits<T>::max_exponent - 8;
+  const T scale = in_tile ? static_cast<T>(std::ldexp(1.0, e)) : T(1);
+  segment_product(w, nrows, m_first, scale, tiles.fn(static_cast<T*>(nullptr)),
+                  tiles.rows(static_cast<T*>(nullptr)));
+  if (w.dst[nrows - 1] == w.tail.data()) {
+    const int64_t r = nrows - 1;
+    std::memcpy(out + r * B, w.tail.data(), static_cast<size_t>(len - r * B) * sizeof(T));
+  }
+  if (!in_tile) {
+    for (int64_t l = 0; l < len; ++l)
+      out[l] = static_cast<T>(std::ldexp(static_cast<double>(out[l]), e));
+  }
+  if constexpr (std::is_same<T, float>::value) {
+    // A float sum of 2m terms bounded by the anchors has a typical error of about
+    // (2 + sqrt(2m)) * 2^-24 * ||anchors||_2.  When that is not 10x below the 1e-5 contract
+    // relative to the segment's own largest value (<= the row's), the sum cancels too much
+    // for float: this happens for very short rows (L = 1: K[0] = 2 Re sum_n C_n dB_n).
+    // max |out| via the bit patterns (ordered like the values for non-negative floats): an
+    // integer max reduction vectorizes, a floating-point one does not without -ffast-math.
+    uint32_t max_bits = 0;
+    for (int64_t l = 0; l < len; ++l) {
+      uint32_t bits;
+      std::memcpy(&bits, out + l, sizeof bits);
+      max_bits = std::max(max_bits, bits & 0x7fffffffu);
+    }
+    float kmax;
+    std::memcpy(&kmax, &max_bits, sizeof kmax);
+    const double typical_err = (2.0 + std::sqrt(2.0 * static_cast<double>(m_first))) * 0x1p-24 *
+                               std::sqrt(anchor_norm2);
+    return typical_err > kF32Tolerance / 10 * std::ldexp(static_cast<double>(kmax), -e);
+  }
+  return false;
+}
+
+// Work items [begin, end) of the flattened (row, segment) space.
+template <class P>
+S4OP_S4D_INLINE void run_items(const Problem<P>& p, int64_t begin, int64_t end,
+                               const Tiles& tiles) {
+  Workspace<P> w(p.N2);
+  std::unique_ptr<Workspace<double>> w64;  // float rows recomputed in double, if ever needed
+  std::vector<double> tmp;
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t j = item / p.nseg, s = item % p.nseg;
+    const int64_t h = p.active[j];
+    if (w.h != h) prepare_channel(p, w, h);
+    P* out = p.K + j * p.L + s * kSegSamples;
+    const bool suspect = compute_segment(p, w, s, out, tiles);
+    if (std::is_same<P, float>::value && suspect) {
+      if (!w64) {
+        w64.reset(new Workspace<double>(p.N2));
+        tmp.resize(kSegSamples);
+      }
+      if (w64->h != h) prepare_channel(p, *w64, h);
+      compute_segment(p, *w64, s, tmp.data(), tiles);
+      const int64_t len = std::min(p.L - s * kSegSamples, kSegSamples);
+      for (int64_t l = 0; l < len; ++l) out[l] = static_cast<P>(tmp[l]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portable path.
+template <class T>
+void tile_scalar(int rows, const T* a, int64_t lda, const T* q, int64_t half, int64_t m,
+                 T* const* dst, T scale) {
+  constexpr int64_t B = Layout<T>::kBlock;
+  for (int r = 0; r < rows; ++r) {
+    T acc[B] = {};
+    for (int64_t c = 0; c < m; ++c) {
+      const T are = a[r * lda + c], aim = a[r * lda + half + c];
+      const T* qre = q + c * B;
+      const T* qim = q + (half + c) * B;
+      for (int64_t k = 0; k < B; ++k) acc[k] += are * qre[k];
+      for (int64_t k = 0; k < B; ++k) acc[k] += aim * qim[k];
+    }
+    for (int64_t k = 0; k < B; ++k) dst[r][k] = acc[k] * scale;
+  }
+}
+
+template <class P>
+void run_items_scalar(const Problem<P>& p, int64_t begin, int64_t end) {
+  run_items<P>(p, begin, end, Tiles{&tile_scalar<float>, 1, &tile_scalar<double>, 1});
+}
+
+#if S4OP_S4D_X86
+// ---------------------------------------------------------------------------------------------
+// AVX2 + FMA path: a row of B outputs is 8 ymm registers; one row per tile.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
+
+struct OpsF {
+  using T = float;
+  using V = __m256;
+  static constexpr int kWidth = 8;
+  static S4OP_S4D_INLINE V zero() { return _mm256_setzero_ps(); }
+  static S4OP_S4D_INLINE V load(const T* ptr) { return _mm256_loadu_ps(ptr); }
+  static S4OP_S4D_INLINE V bcast(T v) { return _mm256_set1_ps(v); }
+  static S4OP_S4D_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static S4OP_S4D_INLINE V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static S4OP_S4D_INLINE void store(T* ptr, V v) { _mm256_storeu_ps(ptr, v); }
+};
+struct OpsD {
+  using T = double;
+  using V = __m256d;
+  static constexpr int kWidth = 4;
+  static S4OP_S4D_INLINE V zero() { return _mm256_setzero_pd(); }
+  static S4OP_S4D_INLINE V load(const T* ptr) { return _mm256_loadu_pd(ptr); }
+  static S4OP_S4D_INLINE V bcast(T v) { return _mm256_set1_pd(v); }
+  static S4OP_S4D_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static S4OP_S4D_INLINE V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static S4OP_S4D_INLINE void store(T* ptr, V v) { _mm256_storeu_pd(ptr, v); }
+};
+template <class T>
+struct OpsFor;
+template <>
+struct OpsFor<float> {
+  using type = OpsF;
+};
+template <>
+struct OpsFor<double> {
+  using type = OpsD;
+};
+
+// acc[r] += a[r * lda] * q[0 : B] for one column c of the anchor rows.
+template <class O, int R, int NV>
+S4OP_S4D_INLINE void accumulate(typename O::V (&acc)[R][NV], const typename O::T* a, int64_t lda,
+                                const typename O::T* qc) {
+  for (int r = 0; r < R; ++r) {
+    const typename O::V av = O::bcast(a[r * lda]);
+    for (int v = 0; v < NV; ++v) acc[r][v] = O::fma(av, O::load(qc + v * O::kWidth), acc[r][v]);
+  }
+}
+
+template <class O, int R>
+S4OP_S4D_INLINE void tile_rows(const typename O::T* a, int64_t lda, const typename O::T* q,
+                               int64_t half, int64_t m, typename O::T* const* dst,
+                               typename O::T scale) {
+  using T = typename O::T;
+  using V = typename O::V;
+  constexpr int64_t B = Layout<T>::kBlock;
+  constexpr int NV = static_cast<int>(B / O::kWidth);
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = O::zero();
+  for (int64_t c = 0; c < m; ++c) {
+    accumulate<O, R, NV>(acc, a + c, lda, q + c * B);
+    accumulate<O, R, NV>(acc, a + half + c, lda, q + (half + c) * B);
+  }
+  const V sv = O::bcast(scale);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) O::store(dst[r] + v * O::kWidth, O::mul(acc[r][v], sv));
+}
+
+template <class T>
+void tile(int rows, const T* a, int64_t lda, const T* q, int64_t half, int64_t m, T* const* dst,
+          T scale) {
+  for (int r = 0; r < rows; ++r)
+    tile_rows<typename OpsFor<T>::type, 1>(a + r * lda, lda, q, half, m, dst + r, scale);
+}
+
+template <class P>
+void run(const Problem<P>& p, int64_t begin, int64_t end) {
+  run_items<P>(p, begin, end, Tiles{&tile<float>, 1, &tile<double>, 1});
+}
+
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// AVX-512 path: a row of B outputs is 4 zmm registers; tiles of up to 6 rows (24 accumulators).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma,prefer-vector-width=512")
+#endif
+namespace avx512 {
+
+constexpr int kRows = 6;
+
+struct OpsF {
+  using T = float;
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  static S4OP_S4D_INLINE V zero() { return _mm512_setzero_ps(); }
+  static S4OP_S4D_INLINE V load(const T* ptr) { return _mm512_loadu_ps(ptr); }
+  static S4OP_S4D_INLINE V bcast(T v) { return _mm512_set1_ps(v); }
+  static S4OP_S4D_INLINE V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static S4OP_S4D_INLINE V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static S4OP_S4D_INLINE void store(T* ptr, V v) { _mm512_storeu_ps(ptr, v); }
+};
+struct OpsD {
+  using T = double;
+  using V = __m512d;
+  static constexpr int kWidth = 8;
+  static S4OP_S4D_INLINE V zero() { return _mm512_setzero_pd(); }
+  static S4OP_S4D_INLINE V load(const T* ptr) { return _mm512_loadu_pd(ptr); }
+  static S4OP_S4D_INLINE V bcast(T v) { return _mm512_set1_pd(v); }
+  static S4OP_S4D_INLINE V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static S4OP_S4D_INLINE V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static S4OP_S4D_INLINE void store(T* ptr, V v) { _mm512_storeu_pd(ptr, v); }
+};
+template <class T>
+struct OpsFor;
+template <>
+struct OpsFor<float> {
+  using type = OpsF;
+};
+template <>
+struct OpsFor<double> {
+  using type = OpsD;
+};
+
+// acc[r] += a[r * lda] * q[0 : B] for one column c of the anchor rows.
+template <class O, int R, int NV>
+S4OP_S4D_INLINE void accumulate(typename O::V (&acc)[R][NV], const typename O::T* a, int64_t lda,
+                                const typename O::T* qc) {
+  typename O::V qv[NV];
+  for (int v = 0; v < NV; ++v) qv[v] = O::load(qc + v * O::kWidth);
+  for (int r = 0; r < R; ++r) {
+    const typename O::V av = O::bcast(a[r * lda]);
+    for (int v = 0; v < NV; ++v) acc[r][v] = O::fma(av, qv[v], acc[r][v]);
+  }
+}
+
+template <class O, int R>
+S4OP_S4D_INLINE void tile_rows(const typename O::T* a, int64_t lda, const typename O::T* q,
+                               int64_t half, int64_t m, typename O::T* const* dst,
+                               typename O::T scale) {
+  using T = typename O::T;
+  using V = typename O::V;
+  constexpr int64_t B = Layout<T>::kBlock;
+  constexpr int NV = static_cast<int>(B / O::kWidth);
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = O::zero();
+  for (int64_t c = 0; c < m; ++c) {
+    accumulate<O, R, NV>(acc, a + c, lda, q + c * B);
+    accumulate<O, R, NV>(acc, a + half + c, lda, q + (half + c) * B);
+  }
+  const V sv = O::bcast(scale);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) O::store(dst[r] + v * O::kWidth, O::mul(acc[r][v], sv));
+}
+
+template <class T>
+void tile(int rows, const T* a, int64_t lda, const T* q, int64_t half, int64_t m, T* const* dst,
+          T scale) {
+  using O = typename OpsFor<T>::type;
+  switch (rows) {
+    case 6: tile_rows<O, 6>(a, lda, q, half, m, dst, scale); break;
+    case 5: tile_rows<O, 5>(a, lda, q, half, m, dst, scale); break;
+    case 4: tile_rows<O, 4>(a, lda, q, half, m, dst, scale); break;
+    case 3: tile_rows<O, 3>(a, lda, q, half, m, dst, scale); break;
+    case 2: tile_rows<O, 2>(a, lda, q, half, m, dst, scale); break;
+    default: tile_rows<O, 1>(a, lda, q, half, m, dst, scale); break;
+  }
+}
+
+template <class P>
+void run(const Problem<P>& p, int64_t begin, int64_t end) {
+  run_items<P>(p, begin, end, Tiles{&tile<float>, kRows, &tile<double>, kRows});
+}
+
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // S4OP_S4D_X86
+
+// ---------------------------------------------------------------------------------------------
+bool isa_supported(S4dIsa isa) {
+  switch (isa) {
+    case S4dIsa::kAuto:
+    case S4dIsa::kScalar:
+      return true;
+#if S4OP_S4D_X86
+    case S4dIsa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case S4dIsa::kAvx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+             __builtin_cpu_supports("fma");
+#endif
+    default:
+      return false;
+  }
+}
+
+S4dIsa best_isa() {
+  static const S4dIsa best = [] {
+#if S4OP_S4D_X86
+    __builtin_cpu_init();
+#endif
+    if (isa_supported(S4dIsa::kAvx512)) return S4dIsa::kAvx512;
+    if (isa_supported(S4dIsa::kAvx2)) return S4dIsa::kAvx2;
+    return S4dIsa::kScalar;
+  }();
+  return best;
+}
+
+template <class T>
+using RunFn = void (*)(const Problem<T>&, int64_t, int64_t);
+
+template <class T>
+RunFn<T> run_fn(S4dIsa isa) {
+  switch (isa) {
+#if S4OP_S4D_X86
+    case S4dIsa::kAvx512:
+      return &avx512::run<T>;
+    case S4dIsa::kAvx2:
+      return &avx2::run<T>;
+#endif
+    default:
+      return &run_items_scalar<T>;
+  }
+}
+
+[[noreturn]] void fail(const char* name, const std::string& what) {
+  throw std::invalid_argument(std::string("s4op::cpu::") + name + ": " + what);
+}
+
+template <class T>
+void s4d_kernel_impl(const char* name, const T* C, const T* log_dt, const T* log_A_real,
+                     const T* A_imag, int64_t H, int64_t N2, const int64_t* active,
+                     int64_t num_active, int64_t L, T* K, int num_threads, S4dIsa isa) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (H < 1) fail(name, "H must be >= 1, got " + std::to_string(H));
+  if (N2 < 1) fail(name, "N2 must be >= 1, got " + std::to_string(N2));
+  if (L < 0) fail(name, "L must be >= 0, got " + std::to_string(L));
+  if (num_active < 0) fail(name, "num_active must be >= 0, got " + std::to_string(num_active));
+  if (num_threads < 1) fail(name, "num_threads must be >= 1, got " + std::to_string(num_threads));
+  if (N2 > kMax / 2 / H || 2 * H * N2 > kMax / static_cast<int64_t>(sizeof(T)))
+    fail(name, "H * N2 is too large");
+  if (L > 0 && num_active > kMax / static_cast<int64_t>(sizeof(T)) / L)
+    fail(name, "num_active * L is too large");
+  if (C == nullptr) fail(name, "C is null");
+  if (log_dt == nullptr) fail(name, "log_dt is null");
+  if (log_A_real == nullptr) fail(name, "log_A_real is null");
+  if (A_imag == nullptr) fail(name, "A_imag is null");
+  if (num_active > 0 && active == nullptr) fail(name, "active is null");
+  if (num_active > 0 && L > 0 && K == nullptr) fail(name, "K is null");
+  for (int64_t j = 0; j < num_active; ++j) {
+    if (active[j] < 0 || active[j] >= H)
+      fail(name, "active[" + std::to_string(j) + "] = " + std::to_string(active[j]) +
+                     " is outside [0, H) with H = " + std::to_string(H));
+  }
+  if (!isa_supported(isa)) fail(name, "the requested SIMD path is not available on this CPU");
+  if (num_active == 0 || L == 0) return;
+
+  const Problem<T> p{C,      log_dt,     log_A_real, A_imag, H, N2, active,
+                     num_active, L, K, (L + kSegSamples - 1) / kSegSamples};
+  const RunFn<T> fn = run_fn<T>(isa == S4dIsa::kAuto ? best_isa() : isa);
+  s4op::parallel_for(num_active * p.nseg, num_threads,
+                     [&](int64_t begin, int64_t end) { fn(p, begin, end); });
+}
+
+}  // namespace
+
+void s4d_kernel_f32(const float* C, const float* log_dt, const float* log_A_real,
+                    const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
+                    int64_t num_active, int64_t L, float* K, int num_threads) {
+  s4d_kernel_impl<float>("s4d_kernel_f32", C, log_dt, log_A_real, A_imag, H, N2, active,
+                         num_active, L, K, num_threads, S4dIsa::kAuto);
+}
+
+void s4d_kernel_f64(const double* C, const double* log_dt, const double* log_A_real,
+                    const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
+                    int64_t num_active, int64_t L, double* K, int num_threads) {
+  s4d_kernel_impl<double>("s4d_kernel_f64", C, log_dt, log_A_real, A_imag, H, N2, active,
+                          num_active, L, K, num_threads, S4dIsa::kAuto);
+}
+
+const char* s4d_kernel_isa() {
+  switch (best_isa()) {
+    case S4dIsa::kAvx512:
+      return "avx512";
+    case S4dIsa::kAvx2:
+      return "avx2";
+    default:
+      return "scalar";
+  }
+}
+
+namespace detail {
+
+bool s4d_isa_supported(S4dIsa isa) { return isa_supported(isa); }
+
+void s4d_kernel_f32_isa(const float* C, const float* log_dt, const float* log_A_real,
+                        const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
+                        int64_t num_active, int64_t L, float* K, int num_threads, S4dIsa isa) {
+  s4d_kernel_impl<float>("s4d_kernel_f32", C, log_dt, log_A_real, A_imag, H, N2, active,
+                         num_active, L, K, num_threads, isa);
+}
+
+void s4d_kernel_f64_isa(const double* C, const double* log_dt, const double* log_A_real,
+                        const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
+                        int64_t num_active, int64_t L, double* K, int num_threads, S4dIsa isa) {
+  s4d_kernel_impl<double>("s4d_kernel_f64", C, log_dt, log_A_real, A_imag, H, N2, active,
+                          num_active, L, K, num_threads, isa);
+}
+
+}  // namespace detail
+}  // namespace cpu
+}  // namespace s4op

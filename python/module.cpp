@@ -1,13 +1,195 @@
-// s4op_kernels._C: the one binding layer over the torch-free core.  Every entry point validates its
-// arguments and turns C++ exceptions into Python exceptions; nothing here may crash the interpreter.
+// s4op_kernels._C: the one binding layer over the torch-free core.  Arrays arrive as NumPy arrays (the
+// Python side passes zero-copy views of CPU tensors), so the binding needs no torch.  Every entry point
+// validates its arguments (type, dtype, rank, shape, contiguity, writeability, aliasing) and raises
+// TypeError / ValueError; errors of the core (std::invalid_argument) become ValueError.  The GIL is
+// released while the core runs.  Nothing here may crash the interpreter.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <complex>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
 #include "s4op/build_info.h"
+#include "s4op/fft.h"
+#include "s4op/s4d_kernel.h"
+#include "s4op/sparse_fftconv.h"
 
 namespace py = pybind11;
 
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + (s.size() == 1 ? ",)" : ")");
+}
+
+// A validated view of a NumPy argument.
+struct Arr {
+  py::array a;
+  std::vector<int64_t> shape;
+  template <typename T>
+  T* data() {
+    return static_cast<T*>(a.mutable_data());
+  }
+  template <typename T>
+  const T* cdata() const {
+    return static_cast<const T*>(a.data());
+  }
+  const char* begin() const { return static_cast<const char*>(a.data()); }
+  const char* end() const { return begin() + a.nbytes(); }
+};
+
+Arr check_array(const py::handle& obj, const char* name, int ndim, bool writeable = false) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(name) + ": expected a numpy array, got " +
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  }
+  Arr r{py::reinterpret_borrow<py::array>(obj), {}};
+  if (r.a.ndim() != ndim) {
+    throw py::value_error(std::string(name) + ": expected a " + std::to_string(ndim) + "-D array, got " +
+                          std::to_string(r.a.ndim()) + "-D");
+  }
+  for (int i = 0; i < ndim; ++i) r.shape.push_back(static_cast<int64_t>(r.a.shape(i)));
+  if (!(r.a.flags() & py::array::c_style)) {
+    throw py::value_error(std::string(name) + ": must be C-contiguous (call .contiguous() first)");
+  }
+  if (!(r.a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
+    throw py::value_error(std::string(name) + ": must be aligned");
+  }
+  if (writeable && !r.a.writeable()) throw py::value_error(std::string(name) + ": must be writeable");
+  return r;
+}
+
+template <typename T>
+void check_dtype(const Arr& r, const char* name, const char* expected) {
+  if (!r.a.dtype().is(py::dtype::of<T>())) {
+    throw py::type_error(std::string(name) + ": expected " + expected + ", got " +
+                         std::string(py::str(r.a.dtype())));
+  }
+}
+
+void check_shape(const Arr& r, const char* name, const std::vector<int64_t>& expected) {
+  if (r.shape != expected) {
+    throw py::value_error(std::string(name) + ": expected shape " + shape_str(expected) + ", got " +
+                          shape_str(r.shape));
+  }
+}
+
+void check_threads(int num_threads) {
+  if (num_threads < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(num_threads));
+}
+
+bool overlaps(const Arr& x, const Arr& y) { return x.a.nbytes() && y.a.nbytes() && x.begin() < y.end() && y.begin() < x.end(); }
+
+bool is_float32(const Arr& r) { return r.a.dtype().is(py::dtype::of<float>()); }
+bool is_float64(const Arr& r) { return r.a.dtype().is(py::dtype::of<double>()); }
+
+template <typename T>
+void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, Arr& out, int num_threads,
+                          const char* real_name, const char* complex_name) {
+  check_dtype<std::complex<T>>(k_f, "k_f", complex_name);
+  check_dtype<T>(D, "D", real_name);
+  check_dtype<T>(out, "out", real_name);
+  const int64_t B = u.shape[0], H = u.shape[1], L = u.shape[2], A = active.shape[0];
+  if (n_fft < 1) throw py::value_error("n_fft must be >= 1, got " + std::to_string(n_fft));
+  check_shape(k_f, "k_f", {A, n_fft / 2 + 1});
+  check_shape(D, "D", {A});
+  check_shape(out, "out", {B, H, L});
+  if (overlaps(out, u)) throw py::value_error("out must not overlap u");
+  const T* pu = u.cdata<T>();
+  const std::complex<T>* pk = k_f.cdata<std::complex<T>>();
+  const T* pd = D.cdata<T>();
+  const int64_t* pa = active.cdata<int64_t>();
+  T* py_ = out.data<T>();
+  py::gil_scoped_release release;
+  if constexpr (std::is_same_v<T, float>) {
+    s4op::cpu::sparse_fftconv_f32(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads);
+  } else {
+    s4op::cpu::sparse_fftconv_f64(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads);
+  }
+}
+
+void sparse_fftconv(const py::handle& u_, const py::handle& k_f_, const py::handle& D_, const py::handle& active_,
+                    int64_t n_fft, const py::handle& out_, int num_threads) {
+  Arr u = check_array(u_, "u", 3);
+  Arr k_f = check_array(k_f_, "k_f", 2);
+  Arr D = check_array(D_, "D", 1);
+  Arr active = check_array(active_, "active", 1);
+  Arr out = check_array(out_, "out", 3, /*writeable=*/true);
+  check_dtype<int64_t>(active, "active", "int64");
+  check_threads(num_threads);
+  if (is_float32(u)) {
+    sparse_fftconv_typed<float>(u, k_f, D, active, n_fft, out, num_threads, "float32", "complex64 (u is float32)");
+  } else if (is_float64(u)) {
+    sparse_fftconv_typed<double>(u, k_f, D, active, n_fft, out, num_threads, "float64", "complex128 (u is float64)");
+  } else {
+    throw py::type_error("u: expected float32 or float64, got " + std::string(py::str(u.a.dtype())));
+  }
+}
+
+template <typename T>
+void s4d_kernel_typed(Arr& C, Arr& log_dt, Arr& log_A_real, Arr& A_imag, Arr& active, int64_t L, Arr& out,
+                      int num_threads, const char* name) {
+  check_dtype<T>(log_dt, "log_dt", name);
+  check_dtype<T>(log_A_real, "log_A_real", name);
+  check_dtype<T>(A_imag, "A_imag", name);
+  check_dtype<T>(out, "out", name);
+  const int64_t H = C.shape[0], N2 = C.shape[1], A = active.shape[0];
+  if (C.shape[2] != 2) throw py::value_error("C: expected shape (H, N2, 2) (real view of complex), got " + shape_str(C.shape));
+  check_shape(log_dt, "log_dt", {H});
+  check_shape(log_A_real, "log_A_real", {H, N2});
+  check_shape(A_imag, "A_imag", {H, N2});
+  if (L < 0) throw py::value_error("L must be >= 0, got " + std::to_string(L));
+  check_shape(out, "out", {A, L});
+  for (const Arr* in : {&C, &log_dt, &log_A_real, &A_imag}) {
+    if (overlaps(out, *in)) throw py::value_error("out must not overlap the parameters");
+  }
+  const T *pc = C.cdata<T>(), *pdt = log_dt.cdata<T>(), *pre = log_A_real.cdata<T>(), *pim = A_imag.cdata<T>();
+  const int64_t* pr = active.cdata<int64_t>();
+  T* pk = out.data<T>();
+  py::gil_scoped_release release;
+  if constexpr (std::is_same_v<T, float>) {
+    s4op::cpu::s4d_kernel_f32(pc, pdt, pre, pim, H, N2, pr, A, L, pk, num_threads);
+  } else {
+    s4op::cpu::s4d_kernel_f64(pc, pdt, pre, pim, H, N2, pr, A, L, pk, num_threads);
+  }
+}
+
+void s4d_kernel(const py::handle& C_, const py::handle& log_dt_, const py::handle& log_A_real_,
+                const py::handle& A_imag_, const py::handle& active_, int64_t L, const py::handle& out_,
+                int num_threads) {
+  Arr C = check_array(C_, "C", 3);
+  Arr log_dt = check_array(log_dt_, "log_dt", 1);
+  Arr log_A_real = check_array(log_A_real_, "log_A_real", 2);
+  Arr A_imag = check_array(A_imag_, "A_imag", 2);
+  Arr active = check_array(active_, "active", 1);
+  Arr out = check_array(out_, "out", 2, /*writeable=*/true);
+  check_dtype<int64_t>(active, "active", "int64");
+  check_threads(num_threads);
+  if (is_float32(C)) {
+    s4d_kernel_typed<float>(C, log_dt, log_A_real, A_imag, active, L, out, num_threads, "float32 (C is float32)");
+  } else if (is_float64(C)) {
+    s4d_kernel_typed<double>(C, log_dt, log_A_real, A_imag, active, L, out, num_threads, "float64 (C is float64)");
+  } else {
+    throw py::type_error("C: expected float32 or float64, got " + std::string(py::str(C.a.dtype())));
+  }
+}
+
+}  // namespace
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "Compiled core of s4op_kernels (torch-free C++17 kernels).";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
 
   m.def(
       "build_info",
@@ -18,9 +200,26 @@ PYBIND11_MODULE(_C, m) {
         d["cxx_flags"] = info.cxx_flags;
         d["build_type"] = info.build_type;
         d["simd"] = info.simd;
+        d["simd_runtime_fft"] = s4op::cpu::fft_path_name(s4op::cpu::get_real_fft<float>(8192)->path());
+        d["simd_runtime_s4d_kernel"] = s4op::cpu::s4d_kernel_isa();
         d["threading"] = info.threading;
         d["sanitized"] = info.sanitized;
         return d;
       },
-      "Compiler, flags, build type, SIMD level chosen at build time and threading backend of the core.");
+      "Compiler, flags, build type, SIMD level chosen at build time, SIMD paths picked at run time, and the "
+      "threading backend of the core.");
+
+  m.def("next_fast_size", &s4op::cpu::next_fast_size, py::arg("n"),
+        "Smallest m >= n of the form 2^a 3^b 5^c.");
+
+  m.def("sparse_fftconv", &sparse_fftconv, py::arg("u"), py::arg("k_f"), py::arg("D"), py::arg("active"),
+        py::arg("n_fft"), py::arg("out"), py::arg("num_threads"),
+        "out[b, h] = irfft(rfft(u[b, h], n_fft) * k_f[j])[:L] + D[j] u[b, h] for h = active[j], "
+        "out[b, h] = u[b, h] otherwise.  u, out: (B, H, L) float32/float64; k_f: (A, n_fft//2+1) complex; "
+        "D: (A,); active: (A,) int64 strictly increasing in [0, H).");
+
+  m.def("s4d_kernel", &s4d_kernel, py::arg("C"), py::arg("log_dt"), py::arg("log_A_real"), py::arg("A_imag"),
+        py::arg("active"), py::arg("L"), py::arg("out"), py::arg("num_threads"),
+        "out[j] = S4D kernel of length L of channel active[j].  C: (H, N2, 2); log_dt: (H,); log_A_real, A_imag: "
+        "(H, N2); active: (A,) int64 in [0, H); out: (A, L); float32 or float64.");
 }

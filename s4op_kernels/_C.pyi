@@ -1,5 +1,22 @@
-# Type stub of the compiled core (python/module.cpp).
+# Type stub of the compiled core (python/module.cpp).  Arrays are NumPy arrays (zero-copy views of CPU
+# tensors); every function validates them and raises TypeError / ValueError.
 from typing import Any
 
+import numpy as np
+
 def build_info() -> dict[str, Any]:
-    """Compiler, flags, build type, SIMD level chosen at build time and threading backend of the core."""
+    """Compiler, flags, build type, SIMD levels (build time and run time) and threading backend."""
+
+def next_fast_size(n: int) -> int:
+    """Smallest m >= n of the form 2^a 3^b 5^c."""
+
+def sparse_fftconv(
+    u: np.ndarray, k_f: np.ndarray, D: np.ndarray, active: np.ndarray, n_fft: int, out: np.ndarray, num_threads: int
+) -> None:
+    """out (B, H, L) = sparse-channel FFT convolution of u (B, H, L) with spectra k_f (A, n_fft//2+1)."""
+
+def s4d_kernel(
+    C: np.ndarray, log_dt: np.ndarray, log_A_real: np.ndarray, A_imag: np.ndarray, active: np.ndarray, L: int,
+    out: np.ndarray, num_threads: int,
+) -> None:
+    """out (A, L) = S4D kernels of channels active (A,) from C (H, N2, 2), log_dt (H,), log_A_real/A_imag (H, N2)."""

@@ -31,6 +31,11 @@ def extension_available() -> bool:
     return not isinstance(_load(), ExtensionUnavailableError)
 
 
+def unavailable_reason() -> str:
+    mod = _load()
+    return str(mod) if isinstance(mod, ExtensionUnavailableError) else "available"
+
+
 def C() -> ModuleType:
     """Return the compiled module, or raise ExtensionUnavailableError with a reinstall hint."""
     mod = _load()

@@ -1,8 +1,9 @@
 """The one dispatch point: which implementation of an op runs, per call, by device and backend.
 
 Backends:
+  ``"cpu"``        the compiled C++ core (s4op_kernels._C) on CPU tensors; inference only (no autograd).
   ``"reference"``  pure PyTorch (any device, autograd, float64-capable); always available.
-  ``"auto"``       the default: the fastest available backend for the tensors' device.
+  ``"auto"``       the default: ``"cpu"`` for CPU tensors when no gradient is needed, else ``"reference"``.
 
 The backend is selected per thread/task with the context manager :func:`use_backend`.
 """
@@ -15,7 +16,10 @@ from typing import Iterator
 
 import torch
 
+from s4op_kernels import _ext
+
 AUTO = "auto"
+CPU = "cpu"
 REFERENCE = "reference"
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("s4op_backend", default=AUTO)
@@ -23,7 +27,7 @@ _current: contextvars.ContextVar[str] = contextvars.ContextVar("s4op_backend", d
 
 def available_backends() -> list[str]:
     """Names of the backends usable on this installation, in order of preference."""
-    return [REFERENCE]
+    return ([CPU] if _ext.extension_available() else []) + [REFERENCE]
 
 
 def current_backend() -> str:
@@ -42,7 +46,8 @@ def use_backend(name: str) -> Iterator[str]:
         raise TypeError(f"use_backend(name): expected a backend name (str), got {type(name).__name__}")
     valid = [AUTO, *available_backends()]
     if name not in valid:
-        raise ValueError(f"use_backend(name): unknown or unavailable backend {name!r}; choose one of {valid}")
+        hint = f" ({_ext.unavailable_reason()})" if name == CPU else ""
+        raise ValueError(f"use_backend(name): unknown or unavailable backend {name!r}{hint}; choose one of {valid}")
     token = _current.set(name)
     try:
         yield name
@@ -50,9 +55,26 @@ def use_backend(name: str) -> Iterator[str]:
         _current.reset(token)
 
 
-def resolve(device: torch.device) -> str:
-    """The backend that runs an op on tensors of ``device`` in the current context."""
+def resolve(device: torch.device, needs_grad: bool) -> str:
+    """The backend that runs an op on tensors of ``device`` in the current context.
+
+    ``needs_grad``: some input requires grad and grad mode is on (only ``"reference"`` has autograd).
+    """
     name = _current.get()
     if name == AUTO:
+        if device.type == "cpu" and not needs_grad and _ext.extension_available():
+            return CPU
         return REFERENCE
+    if name == CPU:
+        if device.type != "cpu":
+            raise ValueError(f"backend 'cpu' runs on CPU tensors, got tensors on {device}")
+        if needs_grad:
+            raise RuntimeError(
+                "backend 'cpu' is inference-only (no autograd); train with use_backend('reference') or 'auto', "
+                "or run under torch.no_grad()"
+            )
     return name
+
+
+def needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)

@@ -2,18 +2,35 @@
 
     y[:, h] = causal_conv(u[:, h], K_h) + D_h u[:, h]   for active h (computed by FFT)
     y[:, h] = u[:, h]                                   for pruned h (identity: no D, no kernel)
+
+Registered once as the custom op ``s4op::sparse_fftconv``: the CPU kernel calls the compiled core
+(s4op_kernels._C), every other device runs the reference.  :func:`sparse_fftconv` picks the backend.
 """
 
 from __future__ import annotations
 
 import torch
 
+from s4op_kernels import _ext
 from s4op_kernels.ops import dispatch
 
 
+def next_fast_size(n: int) -> int:
+    """Smallest m >= n of the form 2^a 3^b 5^c (the sizes the FFTs handle fastest)."""
+    m = max(1, n)
+    while True:
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
 def fft_size(L: int) -> int:
-    """FFT length used for a causal convolution of length L (linear, not circular: >= 2L - 1)."""
-    return 2 * L
+    """FFT length for a causal (linear, not circular) convolution of length L: a fast size >= 2L - 1."""
+    return next_fast_size(2 * L - 1)
 
 
 def sparse_fftconv_ref(
@@ -34,11 +51,46 @@ def sparse_fftconv_ref(
     return u.index_copy(1, active, ya)
 
 
+@torch.library.custom_op("s4op::sparse_fftconv", mutates_args=())
+def _sparse_fftconv_op(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int) -> torch.Tensor:
+    return sparse_fftconv_ref(u, k_f, D, active, n_fft)
+
+
+@_sparse_fftconv_op.register_kernel("cpu")
+def _sparse_fftconv_cpu(u, k_f, D, active, n_fft):
+    _check_args(u, k_f, D, active, n_fft)
+    u = u.contiguous()
+    out = torch.empty_like(u)
+    _ext.C().sparse_fftconv(
+        u.numpy(), k_f.contiguous().numpy(), D.contiguous().numpy(), active.contiguous().numpy(), n_fft,
+        out.numpy(), torch.get_num_threads(),
+    )
+    return out
+
+
+@_sparse_fftconv_op.register_fake
+def _(u, k_f, D, active, n_fft):
+    return torch.empty_like(u)
+
+
+def _check_args(u, k_f, D, active, n_fft) -> None:
+    if u.dim() != 3:
+        raise ValueError(f"sparse_fftconv: u must be (B, H, L), got shape {tuple(u.shape)}")
+    if u.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"sparse_fftconv: u must be float32 or float64, got {u.dtype}")
+    if k_f.dtype != u.dtype.to_complex():
+        raise TypeError(f"sparse_fftconv: k_f must be {u.dtype.to_complex()} for u of {u.dtype}, got {k_f.dtype}")
+    if D.dtype != u.dtype:
+        raise TypeError(f"sparse_fftconv: D must be {u.dtype} like u, got {D.dtype}")
+    if active.dtype != torch.int64:
+        raise TypeError(f"sparse_fftconv: active must be int64, got {active.dtype}")
+
+
 def sparse_fftconv(
     u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int
 ) -> torch.Tensor:
-    """Sparse-channel FFT convolution (shapes as in :func:`sparse_fftconv_ref`), dispatched by backend."""
-    backend = dispatch.resolve(u.device)
+    """Sparse-channel FFT convolution (shapes as in :func:`sparse_fftconv_ref`), by the selected backend."""
+    backend = dispatch.resolve(u.device, dispatch.needs_grad(u, k_f, D))
     if backend == dispatch.REFERENCE:
         return sparse_fftconv_ref(u, k_f, D, active, n_fft)
-    raise NotImplementedError(f"sparse_fftconv: backend {backend!r} has no implementation")
+    return _sparse_fftconv_op(u, k_f, D, active, n_fft)

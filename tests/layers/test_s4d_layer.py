@@ -20,17 +20,18 @@ REFERENCE_KEYS = SSM_KEYS + ["output_linear.0.weight", "output_linear.0.bias"]
 
 
 # ----------------------------------------------------------------------------- formula
+@pytest.mark.parametrize("backend", s4op_kernels.available_backends())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("pruned", PRUNE_FRACTIONS)
 @pytest.mark.parametrize("shape", LAYER_SHAPES)
 @pytest.mark.parametrize("seed", [0], ids=["seed0"])
-def test_matches_float64_formula(shape, pruned, dtype, seed):
+def test_matches_float64_formula(shape, pruned, dtype, backend, seed):
     B, H, N, L = shape
     layer = make_s4d(H, N, seed, dtype)
     active = some_channels(H, pruned, seed)
     layer.set_active_channels(active)
     u = make_input(B, H, L, seed, dtype)
-    with torch.no_grad():
+    with torch.no_grad(), s4op_kernels.use_backend(backend):
         y, state = layer(u)
     assert state is None
     assert y.dtype == dtype and y.shape == (B, H, L)

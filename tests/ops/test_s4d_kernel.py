@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import s4op_kernels
 from s4op_kernels.ops import s4d_kernel, s4d_kernel_ref
 from factories import make_s4d
 from formulas import s4d_kernel64
@@ -12,15 +13,15 @@ from shapes import LAYER_SHAPES
 from tolerances import assert_close
 
 
-@pytest.mark.parametrize("fn", [s4d_kernel_ref, s4d_kernel], ids=["ref", "dispatched"])
+@pytest.mark.parametrize("backend", s4op_kernels.available_backends())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("shape", LAYER_SHAPES)
 @pytest.mark.parametrize("seed", [0], ids=["seed0"])
-def test_kernel_matches_formula(fn, shape, dtype, seed):
+def test_kernel_matches_formula(backend, shape, dtype, seed):
     _, H, N, L = shape
     k = make_s4d(H, N, seed, dtype).kernel
-    with torch.no_grad():
-        K = fn(k.C, k.log_dt, k.log_A_real, k.A_imag, L)
+    with torch.no_grad(), s4op_kernels.use_backend(backend):
+        K = s4d_kernel(k.C, k.log_dt, k.log_A_real, k.A_imag, L)
     assert K.shape == (H, L) and K.dtype == dtype
     assert_close(K, s4d_kernel64(k.C, k.log_dt, k.log_A_real, k.A_imag, L), dtype, what="kernel")
 

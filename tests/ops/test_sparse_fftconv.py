@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import s4op_kernels
 from s4op_kernels.ops import fft_size, sparse_fftconv, sparse_fftconv_ref
 from factories import make_input, some_channels
 from shapes import LAYER_SHAPES, PRUNE_FRACTIONS
@@ -23,12 +24,12 @@ def direct_conv64(u, K, D, active):
     return y
 
 
-@pytest.mark.parametrize("fn", [sparse_fftconv_ref, sparse_fftconv], ids=["ref", "dispatched"])
+@pytest.mark.parametrize("backend", s4op_kernels.available_backends())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("pruned", PRUNE_FRACTIONS)
 @pytest.mark.parametrize("shape", LAYER_SHAPES)
 @pytest.mark.parametrize("seed", [0], ids=["seed0"])
-def test_matches_direct_convolution(fn, shape, pruned, dtype, seed):
+def test_matches_direct_convolution(backend, shape, pruned, dtype, seed):
     B, H, _, L = shape
     g = torch.Generator().manual_seed(seed)
     active = torch.tensor(some_channels(H, pruned, seed), dtype=torch.int64)
@@ -37,7 +38,8 @@ def test_matches_direct_convolution(fn, shape, pruned, dtype, seed):
     u = make_input(B, H, L, seed, dtype)
     n = fft_size(L)
     k_f = torch.fft.rfft(K, n=n) if len(active) else torch.zeros(0, n // 2 + 1, dtype=K.dtype.to_complex())
-    y = fn(u, k_f, D, active, n)
+    with s4op_kernels.use_backend(backend):
+        y = sparse_fftconv(u, k_f, D, active, n)
     assert y.shape == u.shape and y.dtype == dtype
     pruned_idx = [h for h in range(H) if h not in set(active.tolist())]
     assert torch.equal(y[:, pruned_idx], u[:, pruned_idx])
@@ -48,3 +50,16 @@ def test_output_does_not_alias_input():
     u = torch.randn(1, 3, 5)
     y = sparse_fftconv_ref(u, torch.zeros(0, 6, dtype=torch.complex64), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 10)
     assert torch.equal(y, u) and y.data_ptr() != u.data_ptr()
+
+
+@pytest.mark.parametrize("L", [1, 2, 7, 17, 100, 257, 1000, 4096])
+def test_fft_size_is_fast_and_long_enough(L):
+    from s4op_kernels.ops import fft_size, next_fast_size
+
+    n = fft_size(L)
+    assert n >= 2 * L - 1 and next_fast_size(n) == n
+    r = n
+    for p in (2, 3, 5):
+        while r % p == 0:
+            r //= p
+    assert r == 1

@@ -1,0 +1,86 @@
+"""Turn pytest-benchmark JSON files of bench_layer.py / bench_ops.py into the Markdown tables of
+RESULTS.md, with the ratios the engine is held to.
+
+    python benchmarks/summarize.py benchmarks/layer.json benchmarks/ops.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+
+def load(paths):
+    rows = []
+    machine = None
+    for p in paths:
+        data = json.load(open(p))
+        machine = machine or data.get("machine_info", {})
+        for b in data["benchmarks"]:
+            info = b["extra_info"]
+            rows.append({**info, "shape": tuple(info["shape"]), "median_ms": 1e3 * b["stats"]["median"]})
+    return rows, machine
+
+
+def fmt_shape(s):
+    return "B={} H={} N={} L={}".format(*s)
+
+
+def main(paths):
+    rows, machine = load(paths)
+    by = defaultdict(dict)
+    extra = {}
+    for r in rows:
+        by[(r["subject"], r["shape"], r["rate"])][r["impl"]] = r["median_ms"]
+        if r["subject"] == "layer":
+            extra[(r["shape"], r["rate"], r["impl"])] = r
+    out = []
+    if machine:
+        out.append(f"Machine: {machine.get('cpu', {}).get('brand_raw', '?')}, {machine.get('cpu', {}).get('count', '?')} logical CPUs, "
+                   f"Python {machine.get('python_version', '?')}.\n")
+    shapes = sorted({k[1] for k in by})
+    for shape in shapes:
+        rates = sorted({k[2] for k in by if k[1] == shape})
+        out.append(f"### {fmt_shape(shape)}\n")
+        out.append("| rate | reference ms | paper pruned ms | floor ms | ours ms | ours / floor | largest temporary / input |")
+        out.append("|---|---|---|---|---|---|---|")
+        for rate in rates:
+            t = by.get(("layer", shape, rate), {})
+            if not t:
+                continue
+            e = extra.get((shape, rate, "ours"))
+            mem = f"{e['largest_alloc_bytes'] / e['input_bytes']:.2f}" if e else "-"
+            ratio = t["ours"] / t["floor"] if "ours" in t and "floor" in t else float("nan")
+            out.append(f"| {int(rate * 100)} % | {t.get('reference', float('nan')):.2f} | {t.get('paper_pruned', float('nan')):.2f} | "
+                       f"{t.get('floor', float('nan')):.2f} | {t.get('ours', float('nan')):.2f} | {ratio:.2f} | {mem} |")
+        out.append("")
+        ssm = {rate: by.get(("ssm", shape, rate), {}) for rate in rates}
+        if ssm.get(0.0, {}).get("cpu"):
+            base = ssm[0.0]["cpu"]
+            out.append("| rate | SSM part (cpu) ms | SSM reference ms | time / time at 0 % | active fraction | difference |")
+            out.append("|---|---|---|---|---|---|")
+            for rate in rates:
+                t = ssm[rate]
+                if "cpu" not in t:
+                    continue
+                frac = t["cpu"] / base
+                out.append(f"| {int(rate * 100)} % | {t['cpu']:.2f} | {t.get('reference', float('nan')):.2f} | {frac:.3f} | "
+                           f"{1 - rate:.3f} | {frac - (1 - rate):+.3f} |")
+            out.append("")
+        kern = {rate: by.get(("kernel", shape, rate), {}) for rate in rates}
+        if any(kern.values()):
+            out.append("| rate | kernel generation (cpu) ms | reference ms | rfft + irfft pair ms | cpu / pair |")
+            out.append("|---|---|---|---|---|")
+            for rate in rates:
+                t = kern[rate]
+                if "cpu" not in t or "fft_pair" not in t:
+                    continue
+                out.append(f"| {int(rate * 100)} % | {t['cpu']:.2f} | {t.get('reference', float('nan')):.2f} | {t['fft_pair']:.2f} | "
+                           f"{t['cpu'] / t['fft_pair']:.2f} |")
+            out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

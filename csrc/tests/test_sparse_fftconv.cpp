@@ -1,0 +1,138 @@
+// sparse_fftconv against a direct (scalar, double) causal convolution; identity on pruned rows; thread
+// counts; argument validation.
+#include "s4op/sparse_fftconv.h"
+
+#include <cmath>
+#include <complex>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "check.h"
+#include "s4op/fft.h"
+
+namespace {
+
+template <typename T>
+struct Case {
+  int64_t B, H, L, n;
+  std::vector<int64_t> active;
+  std::vector<T> u, K, D;
+  std::vector<std::complex<T>> k_f;
+};
+
+template <typename T>
+Case<T> make_case(int64_t B, int64_t H, int64_t L, std::vector<int64_t> active, unsigned seed) {
+  Case<T> c{B, H, L, s4op::cpu::next_fast_size(2 * L - 1), std::move(active), {}, {}, {}, {}};
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> normal;
+  const int64_t A = static_cast<int64_t>(c.active.size());
+  for (int64_t i = 0; i < B * H * L; ++i) c.u.push_back(static_cast<T>(normal(rng)));
+  for (int64_t i = 0; i < A * L; ++i) c.K.push_back(static_cast<T>(normal(rng) * std::exp(-double(i % L) / 30.0)));
+  for (int64_t i = 0; i < A; ++i) c.D.push_back(static_cast<T>(normal(rng)));
+  // Spectra by a naive DFT in double (independent of the FFT under test).
+  const int64_t F = c.n / 2 + 1;
+  for (int64_t j = 0; j < A; ++j) {
+    for (int64_t f = 0; f < F; ++f) {
+      std::complex<double> acc = 0;
+      for (int64_t t = 0; t < L; ++t) {
+        const double ang = -2.0 * M_PI * double((f * t) % c.n) / double(c.n);
+        acc += double(c.K[j * L + t]) * std::complex<double>(std::cos(ang), std::sin(ang));
+      }
+      c.k_f.push_back(std::complex<T>(acc));
+    }
+  }
+  return c;
+}
+
+template <typename T>
+std::vector<T> run(const Case<T>& c, int threads) {
+  std::vector<T> y(c.u.size(), T(-7));
+  const int64_t A = static_cast<int64_t>(c.active.size());
+  if constexpr (std::is_same_v<T, float>) {
+    s4op::cpu::sparse_fftconv_f32(c.u.data(), c.k_f.data(), c.D.data(), c.active.data(), c.B, c.H, c.L, A, c.n,
+                                  y.data(), threads);
+  } else {
+    s4op::cpu::sparse_fftconv_f64(c.u.data(), c.k_f.data(), c.D.data(), c.active.data(), c.B, c.H, c.L, A, c.n,
+                                  y.data(), threads);
+  }
+  return y;
+}
+
+template <typename T>
+void check_case(int64_t B, int64_t H, int64_t L, std::vector<int64_t> active, double tol) {
+  const Case<T> c = make_case<T>(B, H, L, active, static_cast<unsigned>(B * 1000 + H * 10 + L));
+  const std::vector<T> y = run(c, 1);
+  double max_err = 0, max_ref = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t h = 0, j = 0; h < H; ++h) {
+      const T* u = &c.u[(b * H + h) * L];
+      const T* out = &y[(b * H + h) * L];
+      const bool is_active = j < int64_t(active.size()) && active[j] == h;
+      for (int64_t t = 0; t < L; ++t) {
+        if (!is_active) {
+          S4OP_CHECK(out[t] == u[t]);  // identity, bit for bit
+          continue;
+        }
+        double ref = double(c.D[j]) * double(u[t]);
+        for (int64_t s = 0; s <= t; ++s) ref += double(c.K[j * L + s]) * double(u[t - s]);
+        max_err = std::max(max_err, std::abs(double(out[t]) - ref));
+        max_ref = std::max(max_ref, std::abs(ref));
+      }
+      if (is_active) ++j;
+    }
+  }
+  S4OP_CHECK(max_err <= tol * std::max(max_ref, 1e-30));
+  const std::vector<T> y2 = run(c, 2), y3 = run(c, 3);
+  S4OP_CHECK(std::memcmp(y.data(), y2.data(), y.size() * sizeof(T)) == 0);
+  S4OP_CHECK(std::memcmp(y.data(), y3.data(), y.size() * sizeof(T)) == 0);
+}
+
+template <typename Fn>
+bool throws(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::invalid_argument&) {
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main() {
+  for (int pass = 0; pass < 2; ++pass) {
+    const double tol = pass == 0 ? 2e-6 : 1e-13;
+    auto go = [&](int64_t B, int64_t H, int64_t L, std::vector<int64_t> active) {
+      if (pass == 0) check_case<float>(B, H, L, active, tol);
+      else check_case<double>(B, H, L, active, tol);
+    };
+    go(1, 1, 1, {0});
+    go(1, 1, 1, {});
+    go(2, 3, 2, {1});
+    go(3, 7, 17, {0, 2, 3, 6});
+    go(1, 5, 100, {0, 1, 2, 3, 4});
+    go(2, 4, 257, {});
+    go(1, 13, 300, {1, 5, 12});
+    go(1, 2, 1000, {1});
+  }
+  // Validation: bad arguments throw std::invalid_argument, never crash.
+  Case<float> c = make_case<float>(1, 4, 10, {0, 2}, 1);
+  std::vector<float> y(c.u.size());
+  auto call = [&](const int64_t* act, int64_t A, int64_t n, const float* u, float* out) {
+    s4op::cpu::sparse_fftconv_f32(u, c.k_f.data(), c.D.data(), act, 1, 4, 10, A, n, out, 1);
+  };
+  const int64_t bad_high[] = {0, 4}, bad_dup[] = {2, 2}, bad_order[] = {2, 0}, bad_neg[] = {-1, 2};
+  S4OP_CHECK(throws([&] { call(bad_high, 2, c.n, c.u.data(), y.data()); }));
+  S4OP_CHECK(throws([&] { call(bad_dup, 2, c.n, c.u.data(), y.data()); }));
+  S4OP_CHECK(throws([&] { call(bad_order, 2, c.n, c.u.data(), y.data()); }));
+  S4OP_CHECK(throws([&] { call(bad_neg, 2, c.n, c.u.data(), y.data()); }));
+  S4OP_CHECK(throws([&] { call(c.active.data(), 2, 18, c.u.data(), y.data()); }));   // too short
+  S4OP_CHECK(throws([&] { call(c.active.data(), 2, 21, c.u.data(), y.data()); }));   // 3*7: not fast
+  S4OP_CHECK(throws([&] { call(c.active.data(), 5, c.n, c.u.data(), y.data()); }));  // A > H
+  S4OP_CHECK(throws([&] { call(c.active.data(), 2, c.n, nullptr, y.data()); }));
+  S4OP_CHECK(throws([&] { call(c.active.data(), 2, c.n, c.u.data(), c.u.data()); }));  // aliasing
+  S4OP_CHECK(throws([&] { call(nullptr, 2, c.n, c.u.data(), y.data()); }));
+  S4OP_TEST_MAIN_END();
+}

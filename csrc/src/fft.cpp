@@ -7,10 +7,11 @@
 //    3^b 5^c, short and rare here) runs a complex FFT of length n on x + 0i.
 //  * DFT_M on W SIMD lanes (M = W K) is Cooley-Tukey with one factor equal to the lane count:
 //    with t = n1 + W n2 and k = K k1 + k2, lane n1 of row n2 holds z[n1 + W n2], so the K-point
-//    DFTs over n2 of all W lanes run at once on whole vectors (Stockham autosort stages of radix
-//    4, 2, 3, 5: no bit reversal, twiddles broadcast from a table); then each block of W rows is
-//    transposed in registers, multiplied by e^{-2 pi i n1 k2 / M} and finished by a W-point DFT in
-//    registers.  W = 1 degenerates into a plain Stockham FFT, the portable path.
+//    DFTs over n2 of all W lanes run at once on whole vectors: in-place decimation-in-frequency
+//    stages of radix 8, 4, 2, 3, 5 with twiddles broadcast from tables.  Then each block of W rows
+//    (read in digit-reversed order, which undoes the stages' scrambling at no cost) is transposed
+//    in registers, multiplied by e^{-2 pi i n1 k2 / M} and finished by a W-point DFT in registers.
+//    W = 1 degenerates into a plain scalar FFT, the portable path.
 //  * The inverse uses IDFT(Z) = swap(DFT(swap(Z))), swap(a + ib) = b + ia, which is free in split
 //    re/im storage, so one set of forward kernels serves both directions.
 //  * SIMD through GCC/Clang vector extensions rather than intrinsics: the same kernel templates are
@@ -37,7 +38,6 @@
 // Kernel helpers must inline into the target-specific entry points: a default-target copy would
 // lower the vector code to the baseline ISA.
 #define S4OP_INLINE inline __attribute__((always_inline))
-#define S4OP_LAMBDA_INLINE __attribute__((always_inline))
 #define S4OP_PRAGMA(x) _Pragma(#x)
 #if defined(__clang__)
 #define S4OP_UNROLL S4OP_PRAGMA(unroll)
@@ -49,7 +49,6 @@
 #else
 #define S4OP_FFT_VECTORS 0
 #define S4OP_INLINE inline
-#define S4OP_LAMBDA_INLINE
 #define S4OP_UNROLL
 #endif
 
@@ -403,15 +402,16 @@ struct Kern {
         VT::set1(wi[j], tw + 2 * ((P - 1) * q + j - 1) + 1);
       }
       const bool twiddle = q != 0;  // q = 0 twiddles are 1
-      if ((K - L) + q + (NZ - 1) * m < load.full_rows) {
+      if (!Load::kPadded || (K - L) + q + (NZ - 1) * m < load.full_rows) {
         for (int64_t b = q; b < K; b += L) butterfly<P, NZ, false>(load, out, b, m, twiddle, wr, wi);
-      } else {
-        for (int64_t b = q; b < K; b += L) butterfly<P, NZ, true>(load, out, b, m, twiddle, wr, wi);
+      } else if constexpr (Load::kPadded) {  // checked loads return the zeros: no NZ variants
+        for (int64_t b = q; b < K; b += L) butterfly<P, P, true>(load, out, b, m, twiddle, wr, wi);
       }
     }
   }
 
   struct RowLoad {  // rows of a work buffer
+    static constexpr bool kPadded = false;  // every row is data: no checks, no zero tail
     B in;
     int64_t full_rows;  // all of them: INT64_MAX
     template <bool Checked>
@@ -419,6 +419,7 @@ struct Kern {
   };
 
   struct HalfLoad {  // even n: row j holds z[W j + lane] = x[2 (W j + lane)] + i x[2 (W j + lane) + 1]
+    static constexpr bool kPadded = true;  // x ends at n_in: zero rows past it
     const T* x;      // {n_in}
     int64_t n_in;
     int64_t full_rows;  // n_in / R: rows below lie entirely inside x
@@ -439,6 +440,7 @@ struct Kern {
   };
 
   struct OddLoad {  // odd n (one lane): row j holds x[j] + 0i
+    static constexpr bool kPadded = true;
     const T* x;     // {n_in}
     int64_t n_in;
     int64_t full_rows;  // 0: every load is checked; odd lengths are short and rare
@@ -457,13 +459,16 @@ struct Kern {
     // r >= nz they are all zero.
     const int64_t nz = std::min<int64_t>(st.radix, (rows_nonzero + st.m - 1) / st.m);
     const T* t = tw + st.tw;
+    // Only a padded input can make butterfly inputs zero.  Variants cover the convolution's
+    // case, an input of about n/2 (half of the inputs zero); fewer zeros run the general one.
+    constexpr bool padded = Load::kPadded;
     switch (st.radix) {
       case 1:
         stage<1, 1>(load, out, st.m, K, t);
         break;
       case 2:
-        if (nz <= 1) {
-          stage<2, 1>(load, out, st.m, K, t);
+        if (padded && nz <= 1) {
+          stage<2, padded ? 1 : 2>(load, out, st.m, K, t);
         } else {
           stage<2, 2>(load, out, st.m, K, t);
         }
@@ -471,24 +476,18 @@ struct Kern {
       case 3:
         stage<3, 3>(load, out, st.m, K, t);
         break;
-      case 8:
-        if (nz <= 1) {
-          stage<8, 1>(load, out, st.m, K, t);
-        } else if (nz == 2) {
-          stage<8, 2>(load, out, st.m, K, t);
-        } else if (nz <= 4) {
-          stage<8, 4>(load, out, st.m, K, t);
-        } else {
-          stage<8, 8>(load, out, st.m, K, t);
-        }
-        break;
       case 4:
-        if (nz <= 1) {
-          stage<4, 1>(load, out, st.m, K, t);
-        } else if (nz == 2) {
-          stage<4, 2>(load, out, st.m, K, t);
+        if (padded && nz <= 2) {
+          stage<4, padded ? 2 : 4>(load, out, st.m, K, t);
         } else {
           stage<4, 4>(load, out, st.m, K, t);
+        }
+        break;
+      case 8:
+        if (padded && nz <= 4) {
+          stage<8, padded ? 4 : 8>(load, out, st.m, K, t);
+        } else {
+          stage<8, 8>(load, out, st.m, K, t);
         }
         break;
       default:
@@ -637,58 +636,47 @@ struct Kern {
 
   // Even n, forward.  A = Z[k], B = conj Z[M-k], E = (A + B)/2, O = (A - B)/2, P = e^{-2 pi i k/n} O:
   //   X[k] = E - i P,   X[M-k] = conj(E + i P),
-  // so one pass over k < M/2 with the mirrored vectors read reversed yields both halves.
+  // so one pass over k < M/2, reading the mirrored vectors reversed, yields both halves.
+  // post_block does the W pairs (k + lane, M - k - lane).
+  static S4OP_INLINE void post_block(const Plan<T>& p, const B& z, T* X /*{M+1, 2}*/, int64_t k) {
+    const int64_t mk = p.M - k - W + 1;  // the mirrors M-k-lane, ascending from here
+    V ar, ai, br, bi, wr, wi;
+    VT::load(ar, z.re + k);
+    VT::load(ai, z.im + k);
+    VT::load(br, z.re + mk);
+    VT::load(bi, z.im + mk);
+    VT::reverse(br);
+    VT::reverse(bi);
+    VT::load(wr, p.tw_post_re.data() + k);
+    VT::load(wi, p.tw_post_im.data() + k);
+    const V er = T(0.5) * (ar + br), ei = T(0.5) * (ai - bi);  // b is conj Z[M-k]
+    const V orr = T(0.5) * (ar - br), oi = T(0.5) * (ai + bi);
+    const V qr = wr * orr - wi * oi, qi = wr * oi + wi * orr;
+    VT::store_interleave(X + 2 * k, er + qi, ei - qr);
+    V mr = er - qi, mi = -(ei + qr);
+    VT::reverse(mr);
+    VT::reverse(mi);
+    VT::store_interleave(X + 2 * mk, mr, mi);
+  }
+
   static S4OP_INLINE void post_half(const Plan<T>& p, const B& z, std::complex<T>* Xc /*{M+1}*/) {
     const int64_t M = p.M;
     // std::complex<T> is layout-compatible with T[2] ([complex.numbers] p4).
     T* X = reinterpret_cast<T*>(Xc);
-    const T* pr = p.tw_post_re.data();
-    const T* pi = p.tw_post_im.data();
     const int64_t end = (M + 1) / 2;  // pairs (k, M-k) for 1 <= k < end
-    auto block = [&](int64_t k) S4OP_LAMBDA_INLINE {
-      const int64_t mk = M - k - W + 1;  // the mirrors M-k-lane, ascending from here
-      V ar, ai, br, bi, wr, wi;
-      VT::load(ar, z.re + k);
-      VT::load(ai, z.im + k);
-      VT::load(br, z.re + mk);
-      VT::load(bi, z.im + mk);
-      VT::reverse(br);
-      VT::reverse(bi);
-      VT::load(wr, pr + k);
-      VT::load(wi, pi + k);
-      const V er = T(0.5) * (ar + br), ei = T(0.5) * (ai - bi);  // b is conj Z[M-k]
-      const V orr = T(0.5) * (ar - br), oi = T(0.5) * (ai + bi);
-      const V qr = wr * orr - wi * oi, qi = wr * oi + wi * orr;
-      VT::store_interleave(X + 2 * k, er + qi, ei - qr);
-      V mr = er - qi, mi = -(ei + qr);
-      VT::reverse(mr);
-      VT::reverse(mi);
-      VT::store_interleave(X + 2 * mk, mr, mi);
-    };
     int64_t k = 1;
-    for (; k + W <= end; k += W) block(k);
-    if (k < end) {
-      if (end - W >= 1) {
-        block(end - W);  // overlaps the last block; recomputes identical values
-      } else {
-        for (; k < end; ++k) {  // fewer than W pairs in all
-          const T ar = z.re[k], ai = z.im[k], br = z.re[M - k], bi = z.im[M - k];
-          const T er = T(0.5) * (ar + br), ei = T(0.5) * (ai - bi);
-          const T orr = T(0.5) * (ar - br), oi = T(0.5) * (ai + bi);
-          const T qr = pr[k] * orr - pi[k] * oi, qi = pr[k] * oi + pi[k] * orr;
-          X[2 * k] = er + qi;
-          X[2 * k + 1] = ei - qr;
-          X[2 * (M - k)] = er - qi;
-          X[2 * (M - k) + 1] = -(ei + qr);
-        }
-      }
+    for (; k + W <= end; k += W) post_block(p, z, X, k);
+    if (k < end && end - W >= 1) {
+      post_block(p, z, X, end - W);  // overlaps the previous block; recomputes identical values
+    } else {
+      for (; k < end; ++k) Kern<T, 1>::post_block(p, z, X, k);  // fewer than W pairs in all
     }
     // DC and Nyquist are real by symmetry; set exactly, as numpy does.  X[M/2] = conj Z[M/2].
     X[0] = z.re[0] + z.im[0];
     X[1] = 0;
     X[2 * M] = z.re[0] - z.im[0];
     X[2 * M + 1] = 0;
-    if (M % 2 == 0 && M > 0) {
+    if (M % 2 == 0) {
       X[M] = z.re[M / 2];
       X[M + 1] = -z.im[M / 2];
     }
@@ -697,57 +685,44 @@ struct Kern {
   // Even n, inverse.  A = X[k], B = conj X[M-k], E = A + B, O = (A - B) e^{+2 pi i k/n}:
   //   Z[k] = (E + i O) / n,   Z[M-k] = (conj E + i conj O) / n,
   // stored swapped (real plane <- Im Z, imaginary plane <- Re Z) for the swap trick.
+  static S4OP_INLINE void pre_block(const Plan<T>& p, const T* X /*{M+1, 2}*/, const B& z, int64_t k) {
+    const int64_t mk = p.M - k - W + 1;
+    V ar, ai, br, bi, wr, wi, scale;
+    VT::load_deinterleave(ar, ai, X + 2 * k);
+    VT::load_deinterleave(br, bi, X + 2 * mk);
+    VT::reverse(br);
+    VT::reverse(bi);
+    VT::load(wr, p.tw_post_re.data() + k);
+    VT::load(wi, p.tw_post_im.data() + k);
+    VT::load(scale, p.inv_n.data());
+    const V er = ar + br, ei = ai - bi;  // b is conj X[M-k]
+    const V dr = ar - br, di = ai + bi;
+    const V orr = dr * wr + di * wi, oi = di * wr - dr * wi;
+    VT::store(z.re + k, (ei + orr) * scale);
+    VT::store(z.im + k, (er - oi) * scale);
+    V mr = (orr - ei) * scale, mi = (er + oi) * scale;
+    VT::reverse(mr);
+    VT::reverse(mi);
+    VT::store(z.re + mk, mr);
+    VT::store(z.im + mk, mi);
+  }
+
   static S4OP_INLINE void pre_half(const Plan<T>& p, const std::complex<T>* Xc /*{M+1}*/, const B& z) {
     const int64_t M = p.M;
     const T* X = reinterpret_cast<const T*>(Xc);
-    const T* pr = p.tw_post_re.data();
-    const T* pi = p.tw_post_im.data();
-    const T s = p.inv_n[0];
-    V scale;
-    VT::load(scale, p.inv_n.data());
     const int64_t end = (M + 1) / 2;
-    auto block = [&](int64_t k) S4OP_LAMBDA_INLINE {
-      const int64_t mk = M - k - W + 1;
-      V ar, ai, br, bi, wr, wi;
-      VT::load_deinterleave(ar, ai, X + 2 * k);
-      VT::load_deinterleave(br, bi, X + 2 * mk);
-      VT::reverse(br);
-      VT::reverse(bi);
-      VT::load(wr, pr + k);
-      VT::load(wi, pi + k);
-      const V er = ar + br, ei = ai - bi;  // b is conj X[M-k]
-      const V dr = ar - br, di = ai + bi;
-      const V orr = dr * wr + di * wi, oi = di * wr - dr * wi;
-      VT::store(z.re + k, (ei + orr) * scale);
-      VT::store(z.im + k, (er - oi) * scale);
-      V mr = (orr - ei) * scale, mi = (er + oi) * scale;
-      VT::reverse(mr);
-      VT::reverse(mi);
-      VT::store(z.re + mk, mr);
-      VT::store(z.im + mk, mi);
-    };
     int64_t k = 1;
-    for (; k + W <= end; k += W) block(k);
-    if (k < end) {
-      if (end - W >= 1) {
-        block(end - W);
-      } else {
-        for (; k < end; ++k) {
-          const T ar = X[2 * k], ai = X[2 * k + 1], br = X[2 * (M - k)], bi = X[2 * (M - k) + 1];
-          const T er = ar + br, ei = ai - bi, dr = ar - br, di = ai + bi;
-          const T orr = dr * pr[k] + di * pi[k], oi = di * pr[k] - dr * pi[k];
-          z.re[k] = (ei + orr) * s;
-          z.im[k] = (er - oi) * s;
-          z.re[M - k] = (orr - ei) * s;
-          z.im[M - k] = (er + oi) * s;
-        }
-      }
+    for (; k + W <= end; k += W) pre_block(p, X, z, k);
+    if (k < end && end - W >= 1) {
+      pre_block(p, X, z, end - W);
+    } else {
+      for (; k < end; ++k) Kern<T, 1>::pre_block(p, X, z, k);
     }
     // numpy ignores Im X[0] and Im X[M]; Z[M/2] = 2 conj(X[M/2]) / n.
-    const T a = X[0], c = X[2 * M];
+    const T s = p.inv_n[0], a = X[0], c = X[2 * M];
     z.re[0] = (a - c) * s;
     z.im[0] = (a + c) * s;
-    if (M % 2 == 0 && M > 0) {
+    if (M % 2 == 0) {
       z.re[M / 2] = -2 * X[M + 1] * s;
       z.im[M / 2] = 2 * X[M] * s;
     }

@@ -4,7 +4,7 @@
 // Error bounds are relative to the largest magnitude of the reference (an FFT's rounding error
 // is spread over all bins, so small bins are not held to a relative bound):
 //   max |ours - ref| <= 4 eps (1 + log2 n) max |ref|,
-// eps = 2^-23 (float) or 2^-52 (double).  Observed errors are about 20x below it.
+// eps = 2^-23 (float) or 2^-52 (double).  Observed errors stay at least 15x below it.
 #include <algorithm>
 #include <atomic>
 #include <cmath>

@@ -44,7 +44,8 @@ def paper_pruned_model(layer, u):
 
 class Floor:
     """The work no implementation can avoid: rfft + irfft of the active channels (kernel spectra given)
-    plus the output 1x1 convolution over all channels (MKL / oneDNN through torch)."""
+    plus the output 1x1 convolution over all channels, each by torch's fastest route on CPU: MKL's FFT and
+    MKL's GEMM (baddbmm; torch's own Conv1d goes through oneDNN and is several times slower here)."""
 
     def __init__(self, layer, u):
         active = layer.active_channels
@@ -63,7 +64,7 @@ class Floor:
 
     def __call__(self):
         self.fft_pair()
-        return F.conv1d(self.y, self.w, self.b)
+        return torch.baddbmm(self.b.view(1, -1, 1), self.w.squeeze(-1).expand(self.y.shape[0], -1, -1), self.y)
 
 
 def ours(layer, u):

@@ -337,10 +337,27 @@ class S4DLayer(nn.Module):
             u = u.transpose(-1, -2)
         y = self._ssm(u)
         y = self.dropout(self.activation(y))
-        y = self.output_linear(y)
+        y = self._mix(y)
         if not self.transposed:
             y = y.transpose(-1, -2)
         return y, None
+
+    def _mix(self, y: torch.Tensor) -> torch.Tensor:
+        """output_linear(y) for y: (B, H, L).  The reference's Conv1d(H, 2H, 1) + GLU is computed as one batched
+        GEMM with the bias folded in: the same parameters and result, but oneDNN's 1x1 convolution is several
+        times slower than MKL's GEMM on CPU (benchmarks/RESULTS.md).  Anything else (a replaced module, hooks)
+        runs as is."""
+        seq = self.output_linear
+        if len(seq) == 2 and type(seq[0]) is nn.Conv1d and type(seq[1]) is nn.GLU and not _has_hooks(seq):
+            conv = seq[0]
+            if conv.kernel_size == (1,) and conv.stride == (1,) and conv.padding == (0,) and conv.groups == 1:
+                W = conv.weight.squeeze(-1)  # (2H, H)
+                if conv.bias is None:
+                    z = torch.matmul(W, y)
+                else:
+                    z = torch.baddbmm(conv.bias.view(1, -1, 1), W.expand(y.shape[0], -1, -1), y)  # (B, 2H, L)
+                return torch.nn.functional.glu(z, dim=seq[1].dim)
+        return seq(y)
 
     def _ssm(self, u: torch.Tensor) -> torch.Tensor:
         """The SSM part, before GELU: u (B, H, L) -> y (B, H, L)."""
@@ -390,6 +407,12 @@ def _replace_tensor(module: nn.Module, name: str, value: torch.Tensor) -> None:
         setattr(module, name, new)
     else:
         module._buffers[name] = value
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()) or bool(
+        nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
+    )
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -6,6 +6,8 @@ Error measure: normwise relative error, max|actual - expected| / max|expected| o
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -53,8 +55,6 @@ def assert_close(actual: torch.Tensor, expected, dtype: torch.dtype = None, what
             f"{what}: relative error {err:.3e} > {bound:.1e} ({dtype}); largest difference at index {tuple(int(i) for i in where)}: "
             f"got {a[where]:.9g}, expected {e[where]:.9g} (max |expected| = {np.max(np.abs(e)):.6g})"
         )
-    import os
-
     test_id = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
     if err > LARGEST.get(dtype, (-1.0, ""))[0]:
         LARGEST[dtype] = (err, f"{test_id} [{what}]")

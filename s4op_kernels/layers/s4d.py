@@ -305,19 +305,18 @@ class S4DLayer(nn.Module):
 
     def _kernel_spectrum(self, L: int, n_fft: int, rows: torch.Tensor) -> torch.Tensor:
         """rfft of the active channels' kernels, (A, n_fft // 2 + 1) complex; cached in inference."""
-        C, log_dt, log_A_real, A_imag = (t.index_select(0, rows) for t in self._ssm_tensors()[1:])
+        params = self._ssm_tensors()[1:]  # C, log_dt, log_A_real, A_imag
 
-        def compute() -> torch.Tensor:
+        def compute() -> torch.Tensor:  # gathers the active rows only on a cache miss
+            C, log_dt, log_A_real, A_imag = (t.index_select(0, rows) for t in params)
             return torch.fft.rfft(s4d_kernel(C, log_dt, log_A_real, A_imag, L), n=n_fft)
 
-        cacheable = not self.training and not (
-            torch.is_grad_enabled() and any(t.requires_grad for t in self._ssm_tensors()[1:])
-        )
+        cacheable = not self.training and not (torch.is_grad_enabled() and any(t.requires_grad for t in params))
         if not cacheable:
             return compute()
         # Token: any in-place update (optimizer step, load_state_dict) bumps _version; replacing a tensor
         # changes its storage pointer.
-        token = tuple((t._version, t.data_ptr(), tuple(t.shape)) for t in self._ssm_tensors()[1:])
+        token = tuple((t._version, t.data_ptr(), tuple(t.shape)) for t in params)
         key = (L, n_fft, self.D.dtype, rows.device)
         hit = self._spectrum_cache.get(key)
         if hit is not None and hit[0] == token:

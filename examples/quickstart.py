@@ -35,7 +35,7 @@ class Classifier(nn.Module):
         return self.decoder(x.mean(dim=-1))
 
 
-def median_ms(model, x, repeats=10):
+def median_ms(model, x, repeats=50):
     times = []
     with torch.inference_mode():
         model(x)  # warm-up (fills the kernel-spectrum cache)

@@ -3,6 +3,7 @@
 // validates its arguments (type, dtype, rank, shape, contiguity, writeability, aliasing) and raises
 // TypeError / ValueError; errors of the core (std::invalid_argument) become ValueError.  The GIL is
 // released while the core runs.  Nothing here may crash the interpreter.
+#include <dlfcn.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -14,12 +15,46 @@
 
 #include "s4op/build_info.h"
 #include "s4op/fft.h"
+#include "s4op/parallel.h"
 #include "s4op/s4d_kernel.h"
 #include "s4op/sparse_fftconv.h"
 
 namespace py = pybind11;
 
 namespace {
+
+// ---- running the core's parallel sections on torch's OpenMP threads (see parallel.h for why).
+// GOMP_parallel is the libgomp entry point that `#pragma omp parallel` compiles to (stable since
+// GCC 4.9, also exported by LLVM's libomp and Intel's libiomp5 for compatibility).  It is looked up in
+// the library the caller names, which must already be loaded, so the core joins torch's own team
+// instead of loading a second OpenMP runtime.
+using GompParallelFn = void (*)(void (*)(void*), void*, unsigned, unsigned);
+GompParallelFn gomp_parallel = nullptr;
+std::string openmp_library;
+
+void gomp_fork_join(void (*body)(void*), void* ctx, unsigned num_threads) {
+  gomp_parallel(body, ctx, num_threads, 0u);
+}
+const s4op::HostRuntime openmp_runtime{"OpenMP (torch's threads)", &gomp_fork_join};
+
+std::string use_openmp(const std::string& path) {
+  void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+  if (!handle) {
+    throw std::invalid_argument("use_openmp: library " + path +
+                                " is not loaded in this process (only a runtime torch already uses may be joined)");
+  }
+  void* sym = dlsym(handle, "GOMP_parallel");
+  if (!sym) {
+    dlclose(handle);
+    throw std::invalid_argument("use_openmp: " + path + " does not export GOMP_parallel");
+  }
+  // The handle is kept (never dlclosed) so the runtime stays mapped while it is installed.
+  s4op::set_host_runtime(nullptr);
+  gomp_parallel = reinterpret_cast<GompParallelFn>(sym);
+  openmp_library = path;
+  s4op::set_host_runtime(&openmp_runtime);
+  return s4op::current_threading_backend();
+}
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "(";
@@ -208,6 +243,20 @@ PYBIND11_MODULE(_C, m) {
       },
       "Compiler, flags, build type, SIMD level chosen at build time, SIMD paths picked at run time, and the "
       "threading backend of the core.");
+
+  m.def("use_openmp", &use_openmp, py::arg("library"),
+        "Run the core's parallel sections on the OpenMP runtime in `library` (an already loaded libgomp / "
+        "libomp / libiomp5, normally torch's) instead of the built-in thread pool.  Returns the backend name.");
+  m.def(
+      "use_builtin_pool",
+      []() {
+        s4op::set_host_runtime(nullptr);
+        return std::string(s4op::current_threading_backend());
+      },
+      "Run the core's parallel sections on its built-in std::thread pool.  Returns the backend name.");
+  m.def(
+      "threading_backend", []() { return std::string(s4op::current_threading_backend()); },
+      "What the core's parallel sections currently run on (a forked child always uses the built-in pool).");
 
   m.def("next_fast_size", &s4op::cpu::next_fast_size, py::arg("n"),
         "Smallest m >= n of the form 2^a 3^b 5^c.");

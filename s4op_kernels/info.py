@@ -26,6 +26,7 @@ def collect() -> dict[str, Any]:
     }
     try:
         info["extension"] = dict(_ext.C().build_info())
+        info["extension"]["threading_runtime"] = _ext.threading_backend()
     except ImportError as err:
         info["extension"] = f"unavailable: {err}"
     try:  # importing Triton is allowed here, never in `import s4op_kernels`

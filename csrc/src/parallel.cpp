@@ -83,6 +83,28 @@ class Pool {
   std::vector<std::thread> workers_;
 };
 
+std::atomic<const HostRuntime*> host_runtime{nullptr};
+
+// Body handed to the host runtime: every thread of its team claims chunks until none is left.
+void host_body(void* ctx) {
+  auto* job = static_cast<Job*>(ctx);
+  while (job->run_one()) {
+  }
+}
+
+void run_on_host(const HostRuntime& rt, int64_t n_chunks, const std::function<void(int64_t)>& chunk) {
+  Job job;
+  job.chunk = &chunk;
+  job.n = n_chunks;
+  rt.fork_join(&host_body, &job, static_cast<unsigned>(n_chunks));
+  // fork_join has joined its team, but a team smaller than asked (or none) still leaves work to us.
+  while (job.run_one()) {
+  }
+  std::unique_lock<std::mutex> lock(job.m);
+  job.finished.wait(lock, [&] { return job.done == job.n; });
+  if (job.error) std::rethrow_exception(job.error);
+}
+
 // Deliberately never destroyed: workers sleep in the pool until the process ends, and no destructor
 // has to join threads during interpreter shutdown.
 Pool* pool_instance = nullptr;
@@ -92,7 +114,11 @@ Pool& pool() {
   std::call_once(pool_once, [] {
     pool_instance = new Pool();
     // A forked child (e.g. a DataLoader worker) inherits the pool but not its threads: give it a new one.
-    pthread_atfork(nullptr, nullptr, [] { pool_instance = new Pool(); });
+    // The host runtime's threads may not exist in the child either.
+    pthread_atfork(nullptr, nullptr, [] {
+      pool_instance = new Pool();
+      host_runtime.store(nullptr);
+    });
   });
   return *pool_instance;
 }
@@ -105,7 +131,26 @@ void run_chunks(int64_t n_chunks, const std::function<void(int64_t)>& chunk) {
     chunk(0);
     return;
   }
+  pool();  // registers the fork handler before any host runtime can be used
+  if (const HostRuntime* rt = host_runtime.load(std::memory_order_acquire)) {
+    run_on_host(*rt, n_chunks, chunk);
+    return;
+  }
   pool().run(n_chunks, chunk);
 }
 
 }  // namespace s4op::detail
+
+namespace s4op {
+
+void set_host_runtime(const HostRuntime* rt) {
+  detail::pool();
+  detail::host_runtime.store(rt, std::memory_order_release);
+}
+
+const char* current_threading_backend() {
+  const HostRuntime* rt = detail::host_runtime.load(std::memory_order_acquire);
+  return rt ? rt->name : kThreadingBackend;
+}
+
+}  // namespace s4op

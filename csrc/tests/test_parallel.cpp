@@ -9,6 +9,7 @@
 #include <atomic>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,6 +24,57 @@ void check_coverage(int threads, int64_t n) {
     for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
   });
   for (auto& h : hits) S4OP_CHECK(h.load() == 1);
+}
+
+// A host runtime standing in for a framework's OpenMP: a fork-join over fresh std::threads, whose
+// team may be smaller than asked (team_cap), as an OpenMP runtime's may be.
+int team_cap = 1 << 30;
+std::atomic<int> host_calls{0};
+void fake_fork_join(void (*body)(void*), void* ctx, unsigned num_threads) {
+  ++host_calls;
+  const int team = std::min<int>(static_cast<int>(num_threads), team_cap);
+  std::vector<std::thread> extra;
+  for (int t = 1; t < team; ++t) extra.emplace_back(body, ctx);
+  body(ctx);
+  for (auto& t : extra) t.join();
+}
+const s4op::HostRuntime fake_runtime{"fake host", &fake_fork_join};
+
+void check_host_runtime() {
+  s4op::set_host_runtime(&fake_runtime);
+  S4OP_CHECK(std::string(s4op::current_threading_backend()) == "fake host");
+  for (int cap : {1, 2, 8}) {
+    team_cap = cap;
+    const int before = host_calls.load();
+    for (int threads : {2, 3, 8}) {
+      for (int64_t n : {1, 2, 7, 100}) check_coverage(threads, n);
+    }
+    S4OP_CHECK(host_calls.load() > before);
+    bool caught = false;
+    try {
+      s4op::parallel_for(10, 3, [](int64_t b, int64_t) {
+        if (b > 0) throw std::runtime_error("boom");
+      });
+    } catch (const std::runtime_error&) {
+      caught = true;
+    }
+    S4OP_CHECK(caught);
+  }
+  team_cap = 1 << 30;
+  // A forked child falls back to the built-in pool (the host's threads may not survive fork).
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::atomic<int64_t> sum{0};
+    const int before = host_calls.load();
+    s4op::parallel_for(100, 2, [&](int64_t b, int64_t e) { sum += e - b; });
+    const bool pool = std::string(s4op::current_threading_backend()) == s4op::kThreadingBackend;
+    _exit(sum.load() == 100 && host_calls.load() == before && pool ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  S4OP_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  s4op::set_host_runtime(nullptr);
+  S4OP_CHECK(std::string(s4op::current_threading_backend()) == s4op::kThreadingBackend);
 }
 
 }  // namespace
@@ -88,6 +140,9 @@ int main() {
   int status = 0;
   waitpid(pid, &status, 0);
   S4OP_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  check_host_runtime();
+  check_coverage(2, 50);  // and the built-in pool works again afterwards
 
   const s4op::BuildInfo info = s4op::build_info();
   S4OP_CHECK(!info.compiler.empty());

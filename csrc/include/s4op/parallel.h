@@ -1,7 +1,14 @@
 // The one threading primitive of the core.  Kernels own no threads: the caller says how many threads to
 // use (the Python layer passes torch.get_num_threads()), so the core honours the embedding framework's
-// setting.  Work runs on a small persistent pool (plain std::thread workers sleeping on a condition
-// variable, never spinning, so they do not compete with torch's own OpenMP threads between calls).
+// setting.
+//
+// Where the work runs:
+//  - by default on a small persistent pool (plain std::thread workers sleeping on a condition variable);
+//  - or, when the embedding framework installs one with set_host_runtime(), on the framework's own
+//    threads.  The Python binding installs torch's OpenMP runtime: torch's OpenMP workers keep spinning
+//    on the other cores for a while after each torch op, so a separate pool's worker would have to
+//    fight them for a core between torch ops; handing the parallel section to those same spinning
+//    workers removes the contention.  The core itself neither links nor knows OpenMP.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +17,20 @@
 namespace s4op {
 
 inline constexpr const char* kThreadingBackend = "std::thread pool";
+
+// A framework's fork-join primitive: run body(ctx) on up to num_threads threads (the caller being one
+// of them) and return when all have finished.  body never throws.  Any team size >= 1 is correct.
+struct HostRuntime {
+  const char* name;
+  void (*fork_join)(void (*body)(void*), void* ctx, unsigned num_threads);
+};
+
+// Installs rt (which must outlive its use; nullptr restores the built-in pool).  Thread-safe.  A forked
+// child process always falls back to the built-in pool, since a host runtime's threads may not survive
+// fork.
+void set_host_runtime(const HostRuntime* rt);
+// Name of what parallel_for currently runs on: kThreadingBackend or the host runtime's name.
+const char* current_threading_backend();
 
 namespace detail {
 // Runs chunk(i) for every i in [0, n_chunks) on at most n_chunks threads, the caller being one of them.

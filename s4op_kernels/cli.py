@@ -1,23 +1,200 @@
-"""The ``s4op`` command."""
+"""The ``s4op`` command.
+
+Each subcommand is a pair of functions: ``_add_<name>(sub)`` declares its arguments and ``_cmd_<name>(args)``
+runs it by calling the library (the logic lives in ``s4op_kernels.data``, ``.training``, ...), returning
+the exit status.  Add a subcommand by writing the pair and listing it in ``_COMMANDS``.
+
+Exit status: 0 success, 1 the command failed (the message is printed to stderr), 2 bad arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
+
+# Errors a command reports as one line (no traceback): bad values or options (a task rejecting an unknown
+# -o option raises TypeError), unreadable or missing files, a diverging loss.  Anything else is a bug and
+# keeps its traceback.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from s4op_kernels.checkpoint import CheckpointError
+
+    return (ValueError, TypeError, OSError, FloatingPointError, CheckpointError)
+
+
+# ---------------------------------------------------------------------- argument types
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> (key, value) with VALUE read as int, float, true/false/none, or else a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a name, got {text!r}")
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    if lowered == "none":
+        return key, None
+    for kind in (int, float):
+        try:
+            return key, kind(raw)
+        except ValueError:
+            pass
+    return key, raw
+
+
+def _options(pairs: Optional[list[tuple[str, Any]]]) -> dict[str, Any]:
+    return dict(pairs or [])
+
+
+def _add_option_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("-o", "--option", dest="options", metavar="KEY=VALUE", type=_option, action="append",
+                   help=f"{what} (repeatable), e.g. -o max_len=512; numbers and true/false are converted")
+
+
+# ---------------------------------------------------------------------- info
+def _add_info(sub) -> None:
+    sub.add_parser("info", help="how the package was built and which backends it can run")
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from s4op_kernels import info
+
+    return info.main()
+
+
+# ---------------------------------------------------------------------- data
+def _add_data(sub) -> None:
+    from s4op_kernels.data import GENERATED_TASKS
+
+    p = sub.add_parser("data", help="generate a built-in task's dataset in its standard on-disk format",
+                       description="Write a generated dataset (train/val/test) under --out; `s4op train --data` "
+                                   "and s4op_kernels.data.load read it back.")
+    p.add_argument("task", choices=GENERATED_TASKS, help="task to generate")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--train", type=_count(1), default=1000, help="training examples (default 1000)")
+    p.add_argument("--val", type=_count(1), default=200, help="validation examples (default 200)")
+    p.add_argument("--test", type=_count(0), default=200, help="test examples (default 200)")
+    p.add_argument("--seed", type=_count(0), default=0, help="random seed of the generator (default 0)")
+    _add_option_flag(p, "task-specific generator option")
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from s4op_kernels import data
+
+    root = data.generate(args.task, args.out, train=args.train, val=args.val, test=args.test, seed=args.seed,
+                         **_options(args.options))
+    print(f"{args.task}: {args.train} train, {args.val} val, {args.test} test examples (seed {args.seed}) in {root}")
+    return 0
+
+
+# ---------------------------------------------------------------------- train
+def _add_train(sub) -> None:
+    from s4op_kernels.data import TASKS
+    from s4op_kernels.models import TASK_DEFAULT_CONFIG, list_configs
+
+    p = sub.add_parser("train", help="train a classifier on a task and save a checkpoint",
+                       description="Train the classifier of --config on --task, pick the best epoch on the "
+                                   "validation split, report the test split once, and save "
+                                   "<out>/model.safetensors + <out>/model.json.")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--data", default=None, help="dataset folder in the task's standard layout "
+                                                "(optional for ecg-synthetic: generated in memory)")
+    p.add_argument("--config", default=None, choices=list_configs(), metavar="NAME",
+                   help=f"configuration, one of {list_configs()} (default: the task's CPU-sized one: "
+                        + ", ".join(f"{t} -> {c}" for t, c in TASK_DEFAULT_CONFIG.items()) + ")")
+    p.add_argument("--epochs", type=_count(1), help="override the config's epochs")
+    p.add_argument("--lr", type=_positive_float, help="override the config's learning rate")
+    p.add_argument("--batch-size", type=_count(1), help="override the config's batch size")
+    p.add_argument("--seed", type=_count(0), default=0, help="seed of the initial weights, shuffling and dropout")
+    p.add_argument("--out", default=None, help="checkpoint folder (default: runs/<task>-<config>-seed<seed>)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only when stderr is a terminal)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    _add_option_flag(p, "data loading option passed to s4op_kernels.data.load")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from s4op_kernels.models import default_config, get_config
+    from s4op_kernels.training import train_task
+
+    if args.data is None and args.task != "ecg-synthetic":
+        raise _UsageError(f"--data is required for task {args.task!r} (only ecg-synthetic is generated in memory)")
+    config = get_config(args.config) if args.config else default_config(args.task)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size))
+                 if v is not None}
+    if overrides:
+        config = config.replace(**overrides)
+    out = args.out or os.path.join("runs", f"{args.task}-{config.name}-seed{args.seed}")
+    os.makedirs(out, exist_ok=True)
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    run = train_task(args.task, args.data, config=config, seed=args.seed, out=out, data_options=_options(args.options),
+                     progress=args.progress, device=args.device, log=log)
+    print(run.summary())
+    return 0
+
+
+# ---------------------------------------------------------------------- dispatch
+class _UsageError(Exception):
+    """Arguments that parse but do not make sense together (reported like argparse errors, status 2)."""
+
+
+_COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
+    "info": (_add_info, _cmd_info),
+    "data": (_add_data, _cmd_data),
+    "train": (_add_train, _cmd_train),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s4op", description="Operator-pruned S4/S4D models: kernels and pruner.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add, _ in _COMMANDS.values():
+        add(sub)
+    return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="s4op", description="Operator-pruned S4/S4D models: kernels and pruner.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("info", help="how the package was built and which backends it can run")
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "info":
-        from s4op_kernels import info
-
-        return info.main()
-    parser.print_help(sys.stderr)
-    return 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return _COMMANDS[args.command][1](args)
+    except _UsageError as err:
+        print(f"s4op {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"s4op {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as err:
+        print(f"s4op {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,151 @@
+"""The ``s4op`` command: argument validation and the ``data``/``train`` subcommands (run in-process)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import s4op_kernels.data
+from s4op_kernels import cli
+from s4op_kernels.checkpoint import load_checkpoint
+from s4op_kernels.data.base import TaskDataset, TaskInfo
+
+
+def _exit_code(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    return exc.value.code, capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- argument validation
+@pytest.mark.parametrize("argv,message", [
+    (["data", "listops", "--out", "d", "--train", "-1"], "argument --train: must be >= 1, got -1"),
+    (["data", "listops", "--out", "d", "--val", "0"], "argument --val: must be >= 1, got 0"),
+    (["data", "listops", "--out", "d", "--test", "many"], "argument --test: expected an integer, got 'many'"),
+    (["data", "listops", "--out", "d", "--seed", "-3"], "argument --seed: must be >= 0"),
+    (["data", "imdb", "--out", "d"], "argument task: invalid choice: 'imdb'"),
+    (["data", "listops"], "the following arguments are required: --out"),
+    (["data", "listops", "--out", "d", "-o", "novalue"], "expected KEY=VALUE"),
+    (["data", "listops", "--out", "d", "-o", "1x=2"], "expected KEY=VALUE with KEY a name"),
+    (["train", "--task", "listops", "--config", "huge"], "argument --config: invalid choice: 'huge'"),
+    (["train", "--task", "listops", "--lr", "0"], "argument --lr: must be a finite number > 0"),
+    (["train", "--task", "mnist"], "argument --task: invalid choice: 'mnist'"),
+])
+def test_bad_arguments_exit_with_status_2_and_say_why(argv, message, capsys):
+    code, err = _exit_code(argv, capsys)
+    assert code == 2 and message in err
+
+
+def test_no_command_prints_help_and_returns_2(capsys):
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    for command in ("info", "data", "train"):
+        assert command in err
+
+
+def test_train_needs_data_except_for_the_synthetic_ecg(capsys):
+    assert cli.main(["train", "--task", "pathfinder", "--quiet"]) == 2
+    assert "--data is required for task 'pathfinder'" in capsys.readouterr().err
+
+
+def test_option_values_are_typed():
+    assert cli._option("n=3") == ("n", 3)
+    assert cli._option("noise=0.5") == ("noise", 0.5)
+    assert cli._option("normalize=True") == ("normalize", True)
+    assert cli._option("leads=II") == ("leads", "II")
+    assert cli._option("max-len=none") == ("max_len", None)
+    assert cli._option("path=a=b") == ("path", "a=b")
+
+
+# ---------------------------------------------------------------------- data
+def test_data_calls_the_generator_with_the_parsed_arguments(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def generate(task, out, train, val, test, seed=0, **options):
+        seen.update(task=task, out=out, train=train, val=val, test=test, seed=seed, options=options)
+        return tmp_path / "written"
+
+    monkeypatch.setattr(s4op_kernels.data, "generate", generate)
+    argv = ["data", "pathfinder", "--out", str(tmp_path), "--train", "10", "--val", "3", "--test", "0", "--seed", "4",
+            "-o", "difficulty=hard", "-o", "image_size=32"]
+    assert cli.main(argv) == 0
+    assert seen == {"task": "pathfinder", "out": str(tmp_path), "train": 10, "val": 3, "test": 0, "seed": 4,
+                    "options": {"difficulty": "hard", "image_size": 32}}
+    assert str(tmp_path / "written") in capsys.readouterr().out
+
+
+def test_data_reports_a_generator_error_in_one_line(monkeypatch, tmp_path, capsys):
+    def generate(task, out, train, val, test, seed=0, **options):
+        raise TypeError("generate() got an unexpected keyword argument 'colour'")
+
+    monkeypatch.setattr(s4op_kernels.data, "generate", generate)
+    assert cli.main(["data", "listops", "--out", str(tmp_path), "-o", "colour=red"]) == 1
+    assert capsys.readouterr().err.strip() == "s4op data: error: generate() got an unexpected keyword argument 'colour'"
+
+
+# ---------------------------------------------------------------------- train
+def _tiny_split(split: str, n: int) -> TaskDataset:
+    """Two-label task on (n, 24, 1) inputs: label 0 = mean > 0, label 1 = last value > 0."""
+    g = torch.Generator().manual_seed({"train": 0, "val": 1, "test": 2}[split])
+    x = torch.randn(n, 24, 1, generator=g)
+    y = torch.stack([x.mean(dim=(1, 2)) > 0, x[:, -1, 0] > 0], dim=1).float()
+    info = TaskInfo("ecg-synthetic", num_classes=2, seq_len=24, in_channels=1, multilabel=True)
+    return TaskDataset(x, y, info, split=split)
+
+
+def test_train_end_to_end_on_a_stand_in_task(monkeypatch, tmp_path, capsys):
+    calls = []
+
+    def load(task, root=None, split="train", **options):
+        calls.append((task, root, split, options))
+        return _tiny_split(split, {"train": 32, "val": 16, "test": 16}[split])
+
+    monkeypatch.setattr(s4op_kernels.data, "load", load)
+    out = tmp_path / "run"
+    argv = ["train", "--task", "ecg-synthetic", "--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--seed", "3",
+            "--out", str(out), "-o", "sample_rate=50", "--quiet"]
+    assert cli.main(argv) == 0
+    summary = capsys.readouterr().out.strip().splitlines()
+    assert len(summary) == 1
+    line = summary[0]
+    for part in ("task=ecg-synthetic", "config=ecg-small", "val_micro_f1=", "test_micro_f1=", "best_epoch=",
+                 f"checkpoint={out / 'model.safetensors'}"):
+        assert part in line
+    # every split read once, with the config's data options under the user's own
+    assert [c[2] for c in calls] == ["train", "val", "test"]
+    assert all(c[3] == {"sample_rate": 50, "leads": "II", "normalize": True} and c[1] is None for c in calls)
+
+    model, meta = load_checkpoint(out / "model")
+    assert meta.config.epochs == 2 and meta.config.batch_size == 8 and meta.config.lr == 0.01
+    assert meta.task_info.num_classes == 2 and meta.extra["seed"] == 3 and len(meta.extra["history"]) <= 2
+    assert set(meta.metrics["test"]) >= {"micro_f1", "macro_f1", "loss"} and meta.metrics["metric"] == "micro_f1"
+    sidecar = json.loads((out / "model.json").read_text())
+    assert sidecar["extra"]["data_options"]["sample_rate"] == 50
+    with torch.inference_mode():
+        assert model(_tiny_split("test", 4).x).shape == (4, 2)
+
+
+def test_train_reports_a_loading_error_in_one_line(monkeypatch, tmp_path, capsys):
+    def load(task, root=None, split="train", **options):
+        raise FileNotFoundError(f"{root}/basic_train.tsv: no such file")
+
+    monkeypatch.setattr(s4op_kernels.data, "load", load)
+    code = cli.main(["train", "--task", "listops", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 1
+    assert capsys.readouterr().err.strip() == f"s4op train: error: {tmp_path}/basic_train.tsv: no such file"
+
+
+def test_train_end_to_end_on_the_synthetic_ecg(tmp_path, capsys):
+    pytest.importorskip("s4op_kernels.data.ecg", reason="the ECG task module (s4op_kernels/data/ecg.py) is not "
+                                                        "importable yet")
+    out = tmp_path / "ecg"
+    argv = ["train", "--task", "ecg-synthetic", "--epochs", "1", "--out", str(out), "--quiet",
+            "-o", "n_train=32", "-o", "n_val=16", "-o", "n_test=16"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("task=ecg-synthetic config=ecg-small val_micro_f1=") and "test_micro_f1=" in line
+    model, meta = load_checkpoint(out / "model")
+    assert meta.task_info.task == "ecg-synthetic" and meta.task_info.num_classes == 6
+    assert meta.task_info.in_channels == 1  # lead II, from ecg-small's data options

@@ -230,8 +230,11 @@ class S4DLayer(nn.Module):
         """(rows of the SSM tensors that hold the active channels, the active channels), on ``device``."""
         hit = self._device_index.get(device)
         if hit is None:
-            rows = torch.arange(self.num_active) if self._compact else self._active
-            hit = (rows.to(device), self._active.to(device))
+            # Built outside inference mode: the cache outlives the call, and an inference tensor here would
+            # break a later training forward ("Inference tensors cannot be saved for backward").
+            with torch.inference_mode(False):
+                rows = torch.arange(self.num_active) if self._compact else self._active
+                hit = (rows.to(device), self._active.to(device))
             self._device_index[device] = hit
         return hit
 

@@ -514,3 +514,15 @@ def test_output_mixing_fast_path_equals_module_and_respects_hooks():
         layer._mix(y)
         handle.remove()
     assert seen == [(3, 6, 20)]  # a user's hook on output_linear still runs
+
+
+def test_compact_layer_trains_after_an_inference_mode_forward():
+    # The per-device index cache must not hold inference tensors that a later training forward saves.
+    layer = make_s4d(8, 4, 0, torch.float32).set_active_channels([0, 3]).compact().eval()
+    u = make_input(2, 8, 16, 0, torch.float32)
+    with torch.inference_mode():
+        layer(u)
+    layer.train()
+    y, _ = layer(u)
+    y.sum().backward()
+    assert layer.kernel.log_dt.grad is not None or layer.D.grad is not None

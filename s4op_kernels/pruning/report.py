@@ -1,0 +1,104 @@
+"""The pruning report: a Markdown table in the shape of the paper's Table II, the same data as JSON, and a
+PNG plot of the metric and latency against the pruning rate.
+
+The input is the search's summary dict (``PruningResult.to_dict()``, also what ``search.json`` in a run
+folder holds), so ``s4op report DIR`` can rebuild the report from a finished (or interrupted) run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from s4op_kernels.checkpoint import atomic_write_bytes
+
+
+def _pct(value: float, base: float) -> str:
+    if not base or value is None or base is None or math.isnan(value):
+        return ""
+    return f" ({100.0 * (value - base) / base:+.1f}%)"
+
+
+def _fmt_metric(v: Optional[float]) -> str:
+    return "n/a" if v is None else f"{100.0 * v:.2f}"
+
+
+def rows(summary: Mapping[str, Any]) -> list[dict]:
+    """Baseline first (rate 0), then each finished rate, as flat dicts."""
+    out = [dict(summary["baseline"], rate=0.0)]
+    out += [dict(r) for r in summary.get("rates", [])]
+    return out
+
+
+def markdown_table(summary: Mapping[str, Any]) -> str:
+    """Table II of the paper for one model: rate | metric | latency (change) | parameters (change)."""
+    metric = summary.get("metric", "metric")
+    bs = summary.get("latency_batch_size")
+    lines = [
+        f"Task `{summary.get('task', '?')}`, model `{summary.get('model', '?')}`, strategy `{summary.get('strategy', '?')}`, "
+        f"selector `{summary.get('selector', '?')}`, {'incremental' if summary.get('incremental', True) else 'one-shot'}. "
+        f"Metric: test {metric} (%) of the seed chosen by validation {metric}. Latency: median of "
+        f"{summary.get('latency_repeats', '?')} forwards at batch 1, our CPU engine, "
+        f"{summary.get('threads', '?')} thread(s).",
+        "",
+        f"| Pruning rate | Test {metric} | Val {metric} | Latency (ms) | Latency batch {bs} (ms) | Parameters | Best seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    all_rows = rows(summary)
+    base = all_rows[0]
+    for r in all_rows:
+        lines.append(
+            f"| {round(100 * r['rate'])}% | {_fmt_metric(r.get('test_metric'))} | {_fmt_metric(r.get('val_metric'))} | "
+            f"{r['latency_ms']:.2f}{_pct(r['latency_ms'], base['latency_ms']) if r is not base else ''} | "
+            f"{r['latency_batch_ms']:.2f}{_pct(r['latency_batch_ms'], base['latency_batch_ms']) if r is not base else ''} | "
+            f"{r['params']:,}{_pct(r['params'], base['params']) if r is not base else ''} | "
+            f"{r.get('seed', '') if r is not base else '-'} |"
+        )
+    stopped = summary.get("stopped")
+    if stopped:
+        lines += ["", f"Search stopped early: {stopped}"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: Mapping[str, Any], path: Path) -> None:
+    """Metric and latency against the pruning rate, written headless (no display needed)."""
+    from matplotlib.figure import Figure  # the object API needs no GUI backend
+
+    all_rows = rows(summary)
+    rates = [100 * r["rate"] for r in all_rows]
+    fig = Figure(figsize=(6.4, 4.0), dpi=120)
+    ax = fig.add_subplot()
+    metric = summary.get("metric", "metric")
+    test = [100 * r["test_metric"] if r.get("test_metric") is not None else math.nan for r in all_rows]
+    val = [100 * r["val_metric"] if r.get("val_metric") is not None else math.nan for r in all_rows]
+    ax.plot(rates, test, "o-", color="tab:blue", label=f"test {metric}")
+    ax.plot(rates, val, "s--", color="tab:blue", alpha=0.5, label=f"val {metric}")
+    ax.set_xlabel("pruning rate (%)")
+    ax.set_ylabel(f"{metric} (%)", color="tab:blue")
+    ax2 = ax.twinx()
+    ax2.plot(rates, [r["latency_ms"] for r in all_rows], "^-", color="tab:red", label="latency, batch 1")
+    ax2.set_ylabel("latency (ms)", color="tab:red")
+    ax2.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="lower left", fontsize="small")
+    ax.set_title(f"S4oP on {summary.get('task', '?')}: {metric} and latency vs pruning rate", fontsize="medium")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_report(summary: Mapping[str, Any], out_dir) -> dict[str, Path]:
+    """Write ``report.md``, ``report.json`` and ``report.png`` into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out_dir / "report.md", "json": out_dir / "report.json", "png": out_dir / "report.png"}
+    atomic_write_bytes(paths["md"], markdown_table(summary).encode())
+    atomic_write_bytes(paths["json"], json.dumps(summary, indent=2, sort_keys=True).encode())
+    plot(summary, paths["png"])
+    return paths

@@ -1,0 +1,348 @@
+"""The S4oP search: incremental (or one-shot) operator pruning with seeds, fine-tuning and latency in the loop.
+
+For each pruning rate (paper, section III-A, with the authors' defaults from their code):
+1. start from the previous rate's chosen model (incremental) or from the baseline (one-shot);
+2. allocate the number of pruned channels per layer (``allocate``, depth-aware by default);
+3. for each seed, prune that many of the still-active channels of each layer (nested across rates),
+   fine-tune the candidate, and score it on the **validation** split;
+4. keep the candidate with the best validation metric (the test split is evaluated for the report only,
+   after the choice, and never read before it);
+5. measure its latency through our engine (batch 1 and a larger batch, warm-up + median of repeats),
+   count its parameters after compaction, and save it (safetensors + JSON, atomically).
+
+A run folder holds ``search.json`` (settings and every finished rate) and one checkpoint per finished rate,
+so running the same search again continues after the last finished rate and loses nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from s4op_kernels.pruning.allocation import allocate
+from s4op_kernels.pruning.latency import example_input, measure_latency
+from s4op_kernels.pruning.params import compact_model, count_parameters
+from s4op_kernels.pruning.selection import prune_model, ssm_layers
+
+DEFAULT_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
+PAPER_SEEDS = (7, 42, 123, 2024, 31650)
+SEARCH_FILE = "search.json"
+FORMAT_VERSION = 1
+
+Evaluate = Callable[[nn.Module, Any], float]  # (model, dataset) -> metric, higher is better
+
+
+@dataclass
+class RateResult:
+    """The candidate chosen at one pruning rate, and every candidate's validation score."""
+
+    rate: float
+    seed: int
+    val_metric: float
+    test_metric: Optional[float]
+    latency_ms: float
+    latency_batch_ms: float
+    params: int
+    pruned_per_layer: list[int]
+    active_channels: list[list[int]]
+    candidates: list[dict] = field(default_factory=list)  # {"seed", "val_metric", "finetune_s"}
+    wall_s: float = 0.0
+    checkpoint: Optional[str] = None
+
+
+class SearchMismatchError(ValueError):
+    """The run folder holds a search with different settings; resuming it would mix two searches."""
+
+
+class IncrementalPruner:
+    """Operator pruning search over ``rates``, on any model that contains our SSM layers.
+
+    Args:
+        model: the trained baseline (left unchanged; candidates are deep copies).
+        train_ds, val_ds: fine-tuning data and the selection split. test_ds: optional, reported only.
+        rates: increasing fractions in (0, 1). seeds: one candidate per seed at every rate.
+        strategy: allocation over layers (``allocate``). selector: channel choice inside a layer.
+        fine_tune: ``fine_tune(model, train_ds, val_ds, seed=...)`` trains a candidate in place (None: no
+            fine-tuning). evaluate: ``evaluate(model, ds) -> float``, higher is better.
+        incremental: False gives the one-shot variant (every rate starts from the baseline).
+        latency_batch_size, latency_warmup, latency_repeats, threads: the in-loop latency probe.
+        latency_budget_ms: stop after the first rate whose batch-1 latency is within the budget.
+        max_metric_drop: stop before a rate whose chosen validation metric falls more than this (absolute,
+            e.g. 0.05 = 5 points) below the baseline's; that rate is recorded as rejected, not kept.
+        out_dir: run folder (checkpoints, ``search.json``; enables resume). meta: extra facts for the report.
+        progress: tqdm bars (None: only on a terminal). log: callable taking one line of text.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_ds,
+        val_ds,
+        test_ds=None,
+        *,
+        evaluate: Evaluate,
+        fine_tune: Optional[Callable[..., Any]] = None,
+        rates: Sequence[float] = DEFAULT_RATES,
+        seeds: Sequence[int] = PAPER_SEEDS,
+        strategy: str = "depth_aware",
+        selector: str = "random",
+        incremental: bool = True,
+        latency_batch_size: int = 8,
+        latency_warmup: int = 5,
+        latency_repeats: int = 30,
+        threads: Optional[int] = None,
+        latency_budget_ms: Optional[float] = None,
+        max_metric_drop: Optional[float] = None,
+        out_dir=None,
+        meta: Optional[dict] = None,
+        progress: Optional[bool] = None,
+        log: Optional[Callable[[str], Any]] = None,
+    ):
+        self.layers = ssm_layers(model)
+        if not self.layers:
+            raise ValueError("IncrementalPruner(model): the model contains no prunable SSM layer (S4DLayer)")
+        widths = {layer.d_model for layer in self.layers}
+        if len(widths) != 1:
+            raise ValueError(f"IncrementalPruner(model): all SSM layers must have the same d_model, got {sorted(widths)}")
+        self.H = widths.pop()
+        rates = [float(r) for r in rates]
+        if not rates or any(not 0.0 < r < 1.0 for r in rates) or any(b <= a for a, b in zip(rates, rates[1:])):
+            raise ValueError(f"rates must be strictly increasing fractions in (0, 1), got {rates}")
+        seeds = [int(s) for s in seeds]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct ints, got {seeds}")
+        if not callable(evaluate):
+            raise TypeError("evaluate must be a callable (model, dataset) -> float")
+        if fine_tune is not None and not callable(fine_tune):
+            raise TypeError("fine_tune must be None or a callable (model, train_ds, val_ds, seed=...)")
+        for name, v in (("latency_batch_size", latency_batch_size), ("latency_repeats", latency_repeats)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if latency_budget_ms is not None and not latency_budget_ms > 0:
+            raise ValueError(f"latency_budget_ms must be > 0 or None, got {latency_budget_ms!r}")
+        if max_metric_drop is not None and not max_metric_drop >= 0:
+            raise ValueError(f"max_metric_drop must be >= 0 or None, got {max_metric_drop!r}")
+        # validate the strategy now, not after the first fine-tuning
+        allocate(rates[0], len(self.layers), self.H, strategy, seed=seeds[0])
+
+        self.baseline = model
+        self.train_ds, self.val_ds, self.test_ds = train_ds, val_ds, test_ds
+        self.evaluate, self.fine_tune = evaluate, fine_tune
+        self.rates, self.seeds, self.strategy, self.selector = rates, seeds, strategy, selector
+        self.incremental = bool(incremental)
+        self.latency_batch_size, self.latency_warmup, self.latency_repeats = latency_batch_size, latency_warmup, latency_repeats
+        self.threads = threads if threads is not None else torch.get_num_threads()
+        self.latency_budget_ms, self.max_metric_drop = latency_budget_ms, max_metric_drop
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.meta = dict(meta or {})
+        self.progress, self.log = progress, log or (lambda line: None)
+
+    # ------------------------------------------------------------------ settings and state
+    def settings(self) -> dict:
+        """What must be equal for a run folder to be resumed."""
+        return {
+            "rates": self.rates, "seeds": self.seeds, "strategy": self.strategy, "selector": self.selector,
+            "incremental": self.incremental, "n_layers": len(self.layers), "d_model": self.H,
+            "latency_batch_size": self.latency_batch_size,
+            **{k: self.meta[k] for k in ("task", "model", "finetune") if k in self.meta},
+        }
+
+    def _load_state(self) -> Optional[dict]:
+        if self.out_dir is None or not (self.out_dir / SEARCH_FILE).exists():
+            return None
+        path = self.out_dir / SEARCH_FILE
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: cannot read the saved search ({err}); move it away to start afresh") from err
+        if state.get("settings") != json.loads(json.dumps(self.settings())):
+            raise SearchMismatchError(
+                f"{path} holds a search with other settings ({state.get('settings')}); these are "
+                f"{self.settings()}. Use another output folder, or delete this one to start again.")
+        return state
+
+    def _save_state(self, state: dict) -> None:
+        if self.out_dir is None:
+            return
+        from s4op_kernels.checkpoint import atomic_write_bytes
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.out_dir / SEARCH_FILE, json.dumps(state, indent=2).encode())
+
+    # ------------------------------------------------------------------ measuring
+    def _measure(self, model: nn.Module) -> tuple[float, float]:
+        """Batch-1 and batch-``latency_batch_size`` median latency (ms) of a compacted copy."""
+        deployed = compact_model(model).eval()
+        info = self.train_ds.info
+        stats = [measure_latency(deployed, example_input(info, batch_size=b), warmup=self.latency_warmup,
+                                 repeats=self.latency_repeats, threads=self.threads)
+                 for b in (1, self.latency_batch_size)]
+        return stats[0].median_ms, stats[1].median_ms
+
+    def _describe(self, model: nn.Module, val_metric: float, test_metric: Optional[float]) -> dict:
+        lat1, latb = self._measure(model)
+        layers = ssm_layers(model)
+        return {
+            "val_metric": val_metric, "test_metric": test_metric, "latency_ms": lat1, "latency_batch_ms": latb,
+            "params": count_parameters(model), "pruned_per_layer": [layer.d_model - layer.num_active for layer in layers],
+            "active_channels": [layer.active_channels.tolist() for layer in layers],
+        }
+
+    # ------------------------------------------------------------------ the search
+    def run(self) -> "PruningResult":
+        t_start = time.perf_counter()
+        state = self._load_state()
+        if state is None:
+            self.log("baseline: evaluating and measuring")
+            base_val = float(self.evaluate(self.baseline, self.val_ds))
+            base_test = float(self.evaluate(self.baseline, self.test_ds)) if self.test_ds is not None else None
+            state = {"format": FORMAT_VERSION, "settings": self.settings(), "meta": self.meta,
+                     "baseline": self._describe(self.baseline, base_val, base_test), "rates": [],
+                     "rejected": None, "stopped": None, "threads": self.threads,
+                     "latency_repeats": self.latency_repeats, "elapsed_s": 0.0}
+            self._save_state(state)
+        else:
+            self.log(f"resuming {self.out_dir}: {len(state['rates'])} of {len(self.rates)} rates already done")
+        elapsed_before = state.get("elapsed_s", 0.0)
+
+        current = self.baseline
+        if state["rates"] and self.incremental:
+            current = self._load_rate_model(state["rates"][-1])
+        done = len(state["rates"])
+        bar = _bar(len(self.rates) * len(self.seeds), done * len(self.seeds), self.progress, "S4oP search")
+        try:
+            for rate in self.rates[done:]:
+                if state["stopped"]:
+                    break
+                start = current if self.incremental else self.baseline
+                result = self._one_rate(rate, start, bar)
+                baseline_val = state["baseline"]["val_metric"]
+                if self.max_metric_drop is not None and result.val_metric < baseline_val - self.max_metric_drop:
+                    state["rejected"] = asdict(result)
+                    state["stopped"] = (f"at {round(100 * rate)}% the best validation metric {result.val_metric:.4f} is "
+                                        f"more than {self.max_metric_drop} below the baseline's {baseline_val:.4f}; "
+                                        f"the previous rate is the answer")
+                else:
+                    result.checkpoint = self._save_rate_model(result, self._last_model)
+                    state["rates"].append(asdict(result))
+                    current = self._last_model
+                    if self.latency_budget_ms is not None and result.latency_ms <= self.latency_budget_ms:
+                        state["stopped"] = (f"latency budget {self.latency_budget_ms} ms met at {round(100 * rate)}% "
+                                            f"({result.latency_ms:.2f} ms)")
+                state["elapsed_s"] = elapsed_before + time.perf_counter() - t_start
+                self._save_state(state)
+                self.log(f"{round(100 * rate)}%: seed {result.seed}, val {result.val_metric:.4f}, "
+                         f"latency {result.latency_ms:.2f} ms, params {result.params}")
+                if state["stopped"]:
+                    self.log(f"stopped: {state['stopped']}")
+        finally:
+            bar.close()
+        return PruningResult.from_state(state, self.metric_name())
+
+    def metric_name(self) -> str:
+        return str(self.meta.get("metric", "metric"))
+
+    def _one_rate(self, rate: float, start: nn.Module, bar) -> RateResult:
+        t0 = time.perf_counter()
+        counts = allocate(rate, len(self.layers), self.H, self.strategy, seed=self.seeds[0])
+        best, best_model, candidates = None, None, []
+        for seed in self.seeds:
+            cand = copy.deepcopy(start)
+            prune_model(cand, counts, selector=self.selector, seed=seed)
+            t = time.perf_counter()
+            if self.fine_tune is not None:
+                self.fine_tune(cand, self.train_ds, self.val_ds, seed=seed)
+            val = float(self.evaluate(cand, self.val_ds))
+            candidates.append({"seed": seed, "val_metric": val, "finetune_s": time.perf_counter() - t})
+            if best is None or val > best[1]:  # ties keep the earlier seed
+                best, best_model = (seed, val), cand
+            bar.update(1)
+        # The test split is read only now, after the choice.
+        test = float(self.evaluate(best_model, self.test_ds)) if self.test_ds is not None else None
+        d = self._describe(best_model, best[1], test)
+        self._last_model = best_model
+        return RateResult(rate=rate, seed=best[0], candidates=candidates, wall_s=time.perf_counter() - t0, **d)
+
+    def _rate_path(self, rate: float) -> Optional[Path]:
+        return None if self.out_dir is None else self.out_dir / f"rate_{round(100 * rate):02d}"
+
+    def _save_rate_model(self, result: RateResult, model: nn.Module) -> Optional[str]:
+        path = self._rate_path(result.rate)
+        if path is None:
+            return None
+        from s4op_kernels.checkpoint import save_checkpoint
+
+        cfg = self.meta.get("config")
+        saved = save_checkpoint(path, model, config=cfg, task_info=getattr(self.train_ds, "info", None),
+                                metrics={"val": result.val_metric, "test": result.test_metric},
+                                extra={"rate": result.rate, "seed": result.seed, "search": self.settings()})
+        return str(saved)
+
+    def _load_rate_model(self, rate_entry: dict) -> nn.Module:
+        from safetensors.torch import load_file
+
+        path = self._rate_path(rate_entry["rate"])
+        weights = Path(str(path) + ".safetensors")
+        if not weights.exists():
+            raise FileNotFoundError(f"{weights}: the checkpoint of the finished {round(100 * rate_entry['rate'])}% "
+                                    f"rate is missing, so the search cannot resume; delete {self.out_dir} to restart")
+        model = copy.deepcopy(self.baseline)
+        model.load_state_dict(load_file(str(weights)))  # pruned layers resize themselves from active_channels
+        return model
+
+
+class OneShotPruner(IncrementalPruner):
+    """The one-shot variant: every rate is pruned from the baseline (paper, Figure 4)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["incremental"] = False
+        super().__init__(*args, **kwargs)
+
+
+@dataclass
+class PruningResult:
+    """The search's outcome: the baseline row and one row per kept rate (see ``to_dict``)."""
+
+    summary: dict
+
+    @classmethod
+    def from_state(cls, state: dict, metric: str) -> "PruningResult":
+        s = copy.deepcopy(state)
+        # flat copies of what the report's title line names (the nested "settings" stay the record)
+        for key in ("strategy", "selector", "incremental", "latency_batch_size"):
+            s[key] = s["settings"][key]
+        s.update({k: v for k, v in s.get("meta", {}).items() if k not in s})
+        s["metric"] = metric
+        return cls(s)
+
+    @property
+    def rates(self) -> list[dict]:
+        return self.summary["rates"]
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(self.summary)
+
+
+def _bar(total: int, initial: int, progress: Optional[bool], desc: str):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    enabled = progress if progress is not None else sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, desc=desc, unit="candidate", disable=not enabled, leave=False)
+
+
+def summary_rate(summary: dict, rate: float) -> Optional[dict]:
+    """The row of ``rate`` in a summary dict, or None."""
+    for r in summary.get("rates", []):
+        if math.isclose(r["rate"], rate):
+            return r
+    return None

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import sys
+import time
 from typing import Any, Callable, Optional, Sequence
 
 # Errors a command reports as one line (no traceback): bad values or options (a task rejecting an unknown
@@ -158,6 +160,156 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+
+# ---------------------------------------------------------------------- prune / run / report / compare
+def _rates(text: str) -> list[float]:
+    """``10,30,50`` (percent) or ``0.1,0.3`` (fractions) -> fractions."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one rate")
+    if any(v > 1 for v in values):
+        values = [v / 100 for v in values]
+    if any(not 0 < v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
+        raise argparse.ArgumentTypeError(f"rates must be strictly increasing and between 0 and 100 %, got {text!r}")
+    return values
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_search_flags(p: argparse.ArgumentParser) -> None:
+    from s4op_kernels.pruning import SELECTORS, STRATEGIES
+    from s4op_kernels.pruning.search import DEFAULT_RATES, PAPER_SEEDS
+
+    p.add_argument("--rates", type=_rates, default=list(DEFAULT_RATES),
+                   help="pruning rates, percent or fractions (default 10,30,50,70,90)")
+    p.add_argument("--seeds", type=_seeds, default=list(PAPER_SEEDS),
+                   help="candidate seeds per rate (default the paper's 7,42,123,2024,31650)")
+    p.add_argument("--strategy", default="depth_aware", choices=STRATEGIES, help="allocation over layers")
+    p.add_argument("--selector", default="random", choices=[s for s in SELECTORS if s != "loss_delta"],
+                   help="channel choice inside a layer (default random, as the paper)")
+    p.add_argument("--one-shot", action="store_true", help="prune every rate from the baseline (not incremental)")
+    p.add_argument("--finetune-epochs", type=_count(0), default=None, help="fine-tuning epochs per candidate")
+    p.add_argument("--finetune-lr", type=_positive_float, default=None, help="fine-tuning learning rate")
+    p.add_argument("--latency-batch", type=_count(1), default=8, help="second latency batch size (default 8)")
+    p.add_argument("--latency-budget-ms", type=_positive_float, default=None,
+                   help="stop at the first rate whose batch-1 latency is within this budget")
+    p.add_argument("--max-drop", type=_positive_float, default=None,
+                   help="stop before a rate whose validation metric falls more than this below the baseline "
+                        "(a fraction: 0.02 = 2 points)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: only when stderr is a terminal)")
+
+
+def _search_kwargs(args: argparse.Namespace) -> dict:
+    return dict(rates=args.rates, seeds=args.seeds, strategy=args.strategy, selector=args.selector,
+                incremental=not args.one_shot, finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
+                latency_batch_size=args.latency_batch, latency_budget_ms=args.latency_budget_ms,
+                max_metric_drop=args.max_drop, progress=args.progress)
+
+
+def _print_report(paths: dict, wall: float) -> None:
+    print(pathlib.Path(paths["md"]).read_text())
+    print(f"report: {paths['md']}, {paths['json']}, {paths['png']}  (wall time {wall:.0f} s)")
+
+
+def _add_prune(sub) -> None:
+    from s4op_kernels.data import TASKS
+    from s4op_kernels.models import list_configs
+
+    p = sub.add_parser("prune", help="S4oP search on a task: baseline, rates x seeds, fine-tuning, report",
+                       description="Train (or load with --checkpoint) the baseline, run the incremental S4oP search "
+                                   "and write report.md/json/png into --out. Re-running the same command resumes.")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--data", default=None, help="dataset folder (optional for ecg-synthetic)")
+    p.add_argument("--model", default="s4d", choices=["s4d"], help="SSM layer kind (S4D; S4 joins with S4Layer)")
+    p.add_argument("--config", default=None, choices=list_configs(), metavar="NAME",
+                   help="configuration of the baseline (default: the task's CPU-sized one)")
+    p.add_argument("--checkpoint", default=None, help="a trained baseline (PATH of PATH.safetensors + PATH.json)")
+    p.add_argument("--seed", type=_count(0), default=0, help="seed of the baseline's training")
+    p.add_argument("--epochs", type=_count(1), default=None, help="override the config's training epochs")
+    p.add_argument("--out", default=None, help="run folder (default runs/prune-<task>)")
+    _add_search_flags(p)
+    _add_option_flag(p, "data loading option passed to s4op_kernels.data.load")
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from s4op_kernels.pruning.pipeline import prune_task
+
+    if args.data is None and args.task != "ecg-synthetic":
+        raise _UsageError(f"--data is required for task {args.task!r} (only ecg-synthetic is generated in memory)")
+    out = args.out or os.path.join("runs", f"prune-{args.task}")
+    config = args.config
+    if args.epochs is not None:
+        from s4op_kernels.models import default_config, get_config
+
+        config = (get_config(config) if config else default_config(args.task)).replace(epochs=args.epochs)
+    t0 = time.perf_counter()
+    _, paths = prune_task(args.task, args.data, config=config, checkpoint=args.checkpoint, out=out,
+                          data_options=_options(args.options), seed=args.seed, log=_log, **_search_kwargs(args))
+    _print_report(paths, time.perf_counter() - t0)
+    return 0
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="the main job: synthetic ECG, baseline, S4oP search over 10-90 %%, report",
+                       description="With no arguments: generate the built-in synthetic ECG task in memory, train "
+                                   "the ecg-embedded S4D model, run the incremental depth-aware search over "
+                                   "10/30/50/70/90 %% with the paper's five seeds, and write the report into "
+                                   "./s4op-run. Re-running resumes.")
+    p.add_argument("--out", default=None, help="run folder (default ./s4op-run)")
+    _add_search_flags(p)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from s4op_kernels.pruning.pipeline import MAIN_OUT, run_main_job
+
+    t0 = time.perf_counter()
+    _, paths = run_main_job(args.out or MAIN_OUT, log=_log, **_search_kwargs(args))
+    _print_report(paths, time.perf_counter() - t0)
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="rebuild report.md/json/png of a run folder")
+    p.add_argument("dir", help="a run folder of s4op prune / s4op run")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from s4op_kernels.pruning.pipeline import report
+
+    paths = report(args.dir)
+    print(pathlib.Path(paths["md"]).read_text())
+    return 0
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="ablations on a run folder: strategies (one-shot) and incremental vs one-shot")
+    p.add_argument("dir", nargs="?", default=None, help="a finished run folder (default ./s4op-run)")
+    p.add_argument("--seeds", type=_seeds, default=None, help="candidate seeds (default: the run's)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from s4op_kernels.pruning.pipeline import MAIN_OUT, compare
+
+    t0 = time.perf_counter()
+    res = compare(args.dir or MAIN_OUT, seeds=args.seeds, progress=args.progress, log=_log)
+    print(res["table"])
+    print(f"written: {res['md']}, {res['json']}  (wall time {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
 # ---------------------------------------------------------------------- dispatch
 class _UsageError(Exception):
     """Arguments that parse but do not make sense together (reported like argparse errors, status 2)."""
@@ -167,6 +319,10 @@ _COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "info": (_add_info, _cmd_info),
     "data": (_add_data, _cmd_data),
     "train": (_add_train, _cmd_train),
+    "prune": (_add_prune, _cmd_prune),
+    "run": (_add_run, _cmd_run),
+    "report": (_add_report, _cmd_report),
+    "compare": (_add_compare, _cmd_compare),
 }
 
 

@@ -240,6 +240,15 @@ _paper("ecg-small", description="CPU-sized ECG: 4x32 LayerNorm postnorm, lead II
        **_SMALL, norm="layer", prenorm=False, dropout=0.1,
        lr=1e-2, ssm_lr=5e-3, batch_size=16, epochs=8, weight_decay=0.0, patience=4, finetune_epochs=2,
        finetune_lr=1e-3, data_options={"sample_rate": 100, "leads": "II", "normalize": True})
+# The main job's model (`s4op run`): the paper's ECG shape (4 layers, LayerNorm, postnorm) at 4x32 with
+# 2.56 s windows of leads II and V1 at 100 Hz (L = 256), sized so baseline training plus the search over
+# five rates x five seeds (one fine-tuning epoch each) fits in minutes on two cores.  Lead V1 makes the
+# bundle-branch blocks and AF visible (with lead II alone AF is the weakest label).
+_paper("ecg-embedded", description="main job (s4op run): 4x32 S4D, LayerNorm postnorm, leads II+V1 at 100 Hz, "
+                                   "2.56 s windows (L=256)",
+       n_layers=4, d_model=32, d_state=32, norm="layer", prenorm=False, dropout=0.1,
+       lr=1e-2, ssm_lr=5e-3, batch_size=32, epochs=10, weight_decay=0.0, patience=None, finetune_epochs=1,
+       finetune_lr=2e-3, data_options={"sample_rate": 100, "leads": ["II", "V1"], "duration": 2.56, "normalize": True})
 _paper("listops-small", description="CPU-sized ListOps: 4x32 BatchNorm postnorm",
        **_SMALL, norm="batch", prenorm=False, dropout=0.0,
        lr=4e-3, ssm_lr=2e-3, batch_size=32, epochs=15, weight_decay=0.05, patience=5, finetune_epochs=2, finetune_lr=4e-4)

@@ -77,7 +77,9 @@ class IncrementalPruner:
         latency_budget_ms: stop after the first rate whose batch-1 latency is within the budget.
         max_metric_drop: stop before a rate whose chosen validation metric falls more than this (absolute,
             e.g. 0.05 = 5 points) below the baseline's; that rate is recorded as rejected, not kept.
-        out_dir: run folder (checkpoints, ``search.json``; enables resume). meta: extra facts for the report.
+        out_dir: run folder (checkpoints, ``search.json``; enables resume). meta: extra facts for the report
+            (JSON-serializable). config: the model's ``models.Config``, stored beside each rate's checkpoint
+            so ``load_checkpoint`` can rebuild it.
         progress: tqdm bars (None: only on a terminal). log: callable taking one line of text.
     """
 
@@ -103,6 +105,7 @@ class IncrementalPruner:
         max_metric_drop: Optional[float] = None,
         out_dir=None,
         meta: Optional[dict] = None,
+        config=None,
         progress: Optional[bool] = None,
         log: Optional[Callable[[str], Any]] = None,
     ):
@@ -143,6 +146,7 @@ class IncrementalPruner:
         self.latency_budget_ms, self.max_metric_drop = latency_budget_ms, max_metric_drop
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.meta = dict(meta or {})
+        self.config = config
         self.progress, self.log = progress, log or (lambda line: None)
 
     # ------------------------------------------------------------------ settings and state
@@ -252,9 +256,9 @@ class IncrementalPruner:
 
     def _one_rate(self, rate: float, start: nn.Module, bar) -> RateResult:
         t0 = time.perf_counter()
-        counts = allocate(rate, len(self.layers), self.H, self.strategy, seed=self.seeds[0])
         best, best_model, candidates = None, None, []
         for seed in self.seeds:
+            counts = self._counts(rate, start, seed)
             cand = copy.deepcopy(start)
             prune_model(cand, counts, selector=self.selector, seed=seed)
             t = time.perf_counter()
@@ -271,6 +275,34 @@ class IncrementalPruner:
         self._last_model = best_model
         return RateResult(rate=rate, seed=best[0], candidates=candidates, wall_s=time.perf_counter() - t0, **d)
 
+    def _counts(self, rate: float, start: nn.Module, seed: int) -> list[int]:
+        """Channels to prune per layer (totals) for the candidate of ``seed`` grown from ``start``."""
+        layers = ssm_layers(start)
+        current = [layer.d_model - layer.num_active for layer in layers]
+        if self.strategy == "random" and any(current):
+            # Global random channels, nested: draw the missing ones among the still-active channels of the
+            # whole model (each layer keeps at least one), seeded per candidate.
+            target = min(round(rate * self.H * len(layers)), len(layers) * (self.H - 1))
+            need = max(0, target - sum(current))
+            owners = torch.cat([torch.full((layer.num_active,), i) for i, layer in enumerate(layers)])
+            order = owners[torch.randperm(owners.numel(), generator=torch.Generator().manual_seed(seed))]
+            counts = list(current)
+            for i in order.tolist():
+                if need == 0:
+                    break
+                if counts[i] < self.H - 1:
+                    counts[i] += 1
+                    need -= 1
+            return counts
+        counts = allocate(rate, len(layers), self.H, self.strategy, seed=seed)
+        if any(c < p for c, p in zip(counts, current)):
+            # Only "depth_aware_original" can ask for fewer pruned channels in a layer at a higher rate
+            # (see allocation.py); a pruned channel stays pruned, so keep the larger count.
+            self.log(f"{round(100 * rate)}%: allocation {counts} is below the current {current} in some layer; "
+                     f"keeping the pruned channels (nested search)")
+            counts = [max(c, p) for c, p in zip(counts, current)]
+        return counts
+
     def _rate_path(self, rate: float) -> Optional[Path]:
         return None if self.out_dir is None else self.out_dir / f"rate_{round(100 * rate):02d}"
 
@@ -280,8 +312,7 @@ class IncrementalPruner:
             return None
         from s4op_kernels.checkpoint import save_checkpoint
 
-        cfg = self.meta.get("config")
-        saved = save_checkpoint(path, model, config=cfg, task_info=getattr(self.train_ds, "info", None),
+        saved = save_checkpoint(path, model, config=self.config, task_info=getattr(self.train_ds, "info", None),
                                 metrics={"val": result.val_metric, "test": result.test_metric},
                                 extra={"rate": result.rate, "seed": result.seed, "search": self.settings()})
         return str(saved)

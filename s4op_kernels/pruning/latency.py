@@ -194,3 +194,34 @@ def _check_count(name: str, value, *, minimum: int, func: str = "measure_latency
     if value < minimum:
         raise ValueError(f"{func}({name}): must be >= {minimum}, got {value}")
     return int(value)
+
+
+class SSMOperators(nn.Module):
+    """Runs only the SSM operators (the part pruning removes: convolution + skip, before GELU and the output
+    mixing) of each prunable layer of a model, each on its own (B, H, L) input.  Timing it next to the whole
+    model shows how much of the forward pruning can act on."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        from s4op_kernels.pruning.selection import ssm_layers
+
+        self.layers = nn.ModuleList(ssm_layers(model))
+        if not len(self.layers):
+            raise ValueError("SSMOperators(model): the model contains no prunable SSM layer")
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:  # u: (B, H, L); H must match every layer
+        for layer in self.layers:
+            layer._ssm(u)
+        return u
+
+
+def measure_ssm_latency(model: nn.Module, batch_size: int, seq_len: int, **kwargs) -> LatencyStats:
+    """:func:`measure_latency` of :class:`SSMOperators` of ``model`` on a random (batch_size, H, seq_len)
+    input (H of the first prunable layer; all layers must share it)."""
+    ops = SSMOperators(model)
+    H = ops.layers[0].d_model
+    if any(layer.d_model != H for layer in ops.layers):
+        raise ValueError("measure_ssm_latency: the prunable layers have different d_model")
+    p = next(ops.layers[0].parameters())
+    u = torch.randn(batch_size, H, seq_len, generator=torch.Generator().manual_seed(0)).to(device=p.device, dtype=p.dtype)
+    return measure_latency(ops, u, **kwargs)

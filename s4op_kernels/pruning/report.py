@@ -21,6 +21,13 @@ def _pct(value: float, base: float) -> str:
     return f" ({100.0 * (value - base) / base:+.1f}%)"
 
 
+def _ssm_cell(r: Mapping[str, Any], base: Mapping[str, Any]) -> str:
+    if r.get("ssm_latency_ms") is None:
+        return "n/a"
+    change = _pct(r["ssm_latency_ms"], base.get("ssm_latency_ms")) if r is not base else ""
+    return f"{r['ssm_latency_ms']:.3f}{change}"
+
+
 def _fmt_metric(v: Optional[float]) -> str:
     return "n/a" if v is None else f"{100.0 * v:.2f}"
 
@@ -41,10 +48,13 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
         f"selector `{summary.get('selector', '?')}`, {'incremental' if summary.get('incremental', True) else 'one-shot'}. "
         f"Metric: test {metric} (%) of the seed chosen by validation {metric}. Latency: median of "
         f"{summary.get('latency_repeats', '?')} forwards at batch 1, our CPU engine, "
-        f"{summary.get('threads', '?')} thread(s).",
+        f"{summary.get('threads', '?')} thread(s). SSM operators: the convolution part of every SSM "
+        f"layer alone at batch 1, the only part pruning removes (GELU, output mixing, norms, encoder and "
+        f"decoder keep their cost).",
         "",
-        f"| Pruning rate | Test {metric} | Val {metric} | Latency (ms) | Latency batch {bs} (ms) | Parameters | Best seed |",
-        "|---|---|---|---|---|---|---|",
+        f"| Pruning rate | Test {metric} | Val {metric} | Latency (ms) | Latency batch {bs} (ms) | SSM operators (ms) "
+        f"| Parameters | Best seed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     all_rows = rows(summary)
     base = all_rows[0]
@@ -53,6 +63,7 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
             f"| {round(100 * r['rate'])}% | {_fmt_metric(r.get('test_metric'))} | {_fmt_metric(r.get('val_metric'))} | "
             f"{r['latency_ms']:.2f}{_pct(r['latency_ms'], base['latency_ms']) if r is not base else ''} | "
             f"{r['latency_batch_ms']:.2f}{_pct(r['latency_batch_ms'], base['latency_batch_ms']) if r is not base else ''} | "
+            f"{_ssm_cell(r, base)} | "
             f"{r['params']:,}{_pct(r['params'], base['params']) if r is not base else ''} | "
             f"{r.get('seed', '') if r is not base else '-'} |"
         )

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from s4op_kernels.pruning.allocation import allocate
-from s4op_kernels.pruning.latency import example_input, measure_latency
+from s4op_kernels.pruning.latency import example_input, measure_latency, measure_ssm_latency
 from s4op_kernels.pruning.params import compact_model, count_parameters
 from s4op_kernels.pruning.selection import prune_model, ssm_layers
 
@@ -50,6 +50,7 @@ class RateResult:
     test_metric: Optional[float]
     latency_ms: float
     latency_batch_ms: float
+    ssm_latency_ms: float
     params: int
     pruned_per_layer: list[int]
     active_channels: list[list[int]]
@@ -182,20 +183,23 @@ class IncrementalPruner:
         atomic_write_bytes(self.out_dir / SEARCH_FILE, json.dumps(state, indent=2).encode())
 
     # ------------------------------------------------------------------ measuring
-    def _measure(self, model: nn.Module) -> tuple[float, float]:
-        """Batch-1 and batch-``latency_batch_size`` median latency (ms) of a compacted copy."""
+    def _measure(self, model: nn.Module) -> tuple[float, float, float]:
+        """Median latency (ms) of a compacted copy: whole model at batch 1 and at ``latency_batch_size``,
+        and its SSM operators alone at batch 1 (the part pruning acts on)."""
         deployed = compact_model(model).eval()
         info = self.train_ds.info
-        stats = [measure_latency(deployed, example_input(info, batch_size=b), warmup=self.latency_warmup,
-                                 repeats=self.latency_repeats, threads=self.threads)
+        timing = dict(warmup=self.latency_warmup, repeats=self.latency_repeats, threads=self.threads)
+        stats = [measure_latency(deployed, example_input(info, batch_size=b), **timing)
                  for b in (1, self.latency_batch_size)]
-        return stats[0].median_ms, stats[1].median_ms
+        ssm = measure_ssm_latency(deployed, 1, info.seq_len, **timing)
+        return stats[0].median_ms, stats[1].median_ms, ssm.median_ms
 
     def _describe(self, model: nn.Module, val_metric: float, test_metric: Optional[float]) -> dict:
-        lat1, latb = self._measure(model)
+        lat1, latb, ssm = self._measure(model)
         layers = ssm_layers(model)
         return {
             "val_metric": val_metric, "test_metric": test_metric, "latency_ms": lat1, "latency_batch_ms": latb,
+            "ssm_latency_ms": ssm,
             "params": count_parameters(model), "pruned_per_layer": [layer.d_model - layer.num_active for layer in layers],
             "active_channels": [layer.active_channels.tolist() for layer in layers],
         }

@@ -162,3 +162,19 @@ def test_example_input_drives_a_model_end_to_end():
     model = nn.Sequential(nn.Linear(2, 4), nn.Flatten(), nn.Linear(96, 3))
     stats = measure_latency(model, example_input(info), warmup=1, repeats=3)
     assert stats.repeats == 3
+
+
+def test_ssm_operators_run_every_prunable_layer_and_only_their_ssm_part():
+    from s4op_kernels import S4DLayer
+    from s4op_kernels.pruning.latency import SSMOperators, measure_ssm_latency
+
+    model = torch.nn.Sequential(S4DLayer(6, 4), torch.nn.Identity(), S4DLayer(6, 4))
+    calls = []
+    for layer in (model[0], model[2]):
+        layer.activation.register_forward_hook(lambda *a: calls.append("gelu"))
+        original = layer._ssm
+        layer._ssm = lambda u, original=original: calls.append("ssm") or original(u)
+    stats = measure_ssm_latency(model, 2, 16, warmup=1, repeats=3)
+    assert stats.repeats == 3 and calls == ["ssm"] * 8  # (1 warm-up + 3 timed) x 2 layers, no GELU
+    with pytest.raises(ValueError, match="no prunable SSM layer"):
+        SSMOperators(torch.nn.Linear(2, 2))

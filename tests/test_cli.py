@@ -110,12 +110,13 @@ def test_train_end_to_end_on_a_stand_in_task(monkeypatch, tmp_path, capsys):
     summary = capsys.readouterr().out.strip().splitlines()
     assert len(summary) == 1
     line = summary[0]
-    for part in ("task=ecg-synthetic", "config=ecg-small", "val_micro_f1=", "test_micro_f1=", "best_epoch=",
+    for part in ("task=ecg-synthetic", "config=ecg-embedded", "val_micro_f1=", "test_micro_f1=", "best_epoch=",
                  f"checkpoint={out / 'model.safetensors'}"):
         assert part in line
     # every split read once, with the config's data options under the user's own
     assert [c[2] for c in calls] == ["train", "val", "test"]
-    assert all(c[3] == {"sample_rate": 50, "leads": "II", "normalize": True} and c[1] is None for c in calls)
+    assert all(c[3] == {"sample_rate": 50, "leads": ["II", "V1"], "duration": 2.56, "normalize": True}
+               and c[1] is None for c in calls)
 
     model, meta = load_checkpoint(out / "model")
     assert meta.config.epochs == 2 and meta.config.batch_size == 8 and meta.config.lr == 0.01
@@ -145,7 +146,7 @@ def test_train_end_to_end_on_the_synthetic_ecg(tmp_path, capsys):
             "-o", "n_train=32", "-o", "n_val=16", "-o", "n_test=16"]
     assert cli.main(argv) == 0, capsys.readouterr().err
     line = capsys.readouterr().out.strip()
-    assert line.startswith("task=ecg-synthetic config=ecg-small val_micro_f1=") and "test_micro_f1=" in line
+    assert line.startswith("task=ecg-synthetic config=ecg-embedded val_micro_f1=") and "test_micro_f1=" in line
     model, meta = load_checkpoint(out / "model")
     assert meta.task_info.task == "ecg-synthetic" and meta.task_info.num_classes == 6
-    assert meta.task_info.in_channels == 1  # lead II, from ecg-small's data options
+    assert meta.task_info.in_channels == 2  # leads II and V1, from ecg-embedded's data options

@@ -191,7 +191,7 @@ def list_configs() -> list[str]:
 # The CPU-sized config `s4op train --task T` uses when no --config is given.
 TASK_DEFAULT_CONFIG = {
     "ecg": "ecg-small",
-    "ecg-synthetic": "ecg-small",
+    "ecg-synthetic": "ecg-embedded",
     "listops": "listops-small",
     "pathfinder": "pathfinder-small",
     "imdb": "imdb-small",

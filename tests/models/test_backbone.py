@@ -234,7 +234,7 @@ def test_registry_lists_paper_and_small_configs_and_task_defaults():
     for n in ("ecg", "listops", "imdb", "pathfinder", "ecg-small", "listops-small", "pathfinder-small",
               "imdb-small", "ucr-small"):
         assert n in names
-    assert default_config("ecg-synthetic").name == "ecg-small"
+    assert default_config("ecg-synthetic").name == "ecg-embedded"
     assert default_config("ucr").name == "ucr-small"
     with pytest.raises(ValueError, match="unknown config 'nope'"):
         get_config("nope")

@@ -22,11 +22,15 @@ from shapes import BENCH_SHAPES, PRUNING_RATES  # noqa: E402
 
 
 def main(rounds: int = 40) -> None:
+    from s4op_kernels import _ext
+
     print(f"threads={torch.get_num_threads()} OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}, "
-          f"median of {rounds} interleaved rounds, ms\n")
-    print("| shape | rate | ours | floor | ours / floor | SSM part (ours) | rfft+irfft pair (MKL) |")
-    print("|---|---|---|---|---|---|---|")
+          f"engine threads on: {_ext.threading_backend()}, median of {rounds} interleaved rounds, ms\n")
+    print("| shape | rate | ours | floor | ours / floor | SSM part (ours) | SSM / dense SSM - active fraction "
+          "| rfft+irfft pair (MKL) |")
+    print("|---|---|---|---|---|---|---|---|")
     for shape in BENCH_SHAPES:
+        dense_ssm = None
         for rate in PRUNING_RATES:
             layer, u = setup_layer(shape, rate)
             with torch.inference_mode():
@@ -42,9 +46,11 @@ def main(rounds: int = 40) -> None:
                         f()
                         times[k].append(time.perf_counter() - t)
             m = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+            dense_ssm = m["ssm"] if dense_ssm is None else dense_ssm  # PRUNING_RATES starts at 0 %
+            deviation = m["ssm"] / dense_ssm - layer.num_active / layer.d_model
             print(f"| B={shape[0]} H={shape[1]} L={shape[3]} | {int(rate * 100)} % | {m['ours']:.2f} | {m['floor']:.2f} | "
-                  f"{m['ours'] / m['floor']:.2f} | {m['ssm']:.2f} | {m['pair']:.2f} |")
+                  f"{m['ours'] / m['floor']:.2f} | {m['ssm']:.2f} | {deviation:+.3f} | {m['pair']:.2f} |")
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 40)

@@ -90,6 +90,11 @@ def plot(summary: Mapping[str, Any], path: Path) -> None:
     ax.set_ylabel(f"{metric} (%)", color="tab:blue")
     ax2 = ax.twinx()
     ax2.plot(rates, [r["latency_ms"] for r in all_rows], "^-", color="tab:red", label="latency, batch 1")
+    bs = summary.get("latency_batch_size")
+    ax2.plot(rates, [r["latency_batch_ms"] for r in all_rows], "v-", color="tab:orange", label=f"latency, batch {bs}")
+    if all(r.get("ssm_latency_ms") is not None for r in all_rows):
+        ax2.plot(rates, [r["ssm_latency_ms"] for r in all_rows], "x:", color="tab:red",
+                 label="SSM operators only, batch 1")
     ax2.set_ylabel("latency (ms)", color="tab:red")
     ax2.set_ylim(bottom=0)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]

@@ -308,7 +308,8 @@ class S4DLayer(nn.Module):
 
     def _kernel_spectrum(self, L: int, n_fft: int, rows: torch.Tensor) -> torch.Tensor:
         """rfft of the active channels' kernels, (A, n_fft // 2 + 1) complex; cached in inference."""
-        params = self._ssm_tensors()[1:]  # C, log_dt, log_A_real, A_imag
+        k = self.kernel  # direct attribute reads: this runs on every forward, get_submodule is slow
+        params = (k.C, k.log_dt, k.log_A_real, k.A_imag)
 
         def compute() -> torch.Tensor:  # gathers the active rows only on a cache miss
             C, log_dt, log_A_real, A_imag = (t.index_select(0, rows) for t in params)

@@ -191,3 +191,11 @@ def test_unsupported_dtype_through_the_op():
     u, k_f, D, active, n = _conv_args()
     with s4op_kernels.use_backend("cpu"), pytest.raises(TypeError, match="float32 or float64"):
         sparse_fftconv(u.half(), k_f, D.half(), active, n)
+
+
+def test_eager_fast_path_equals_the_registered_op():
+    # Eager CPU inference calls the op's CPU kernel directly (no custom-op dispatch); traced code and
+    # direct users of torch.ops.s4op.sparse_fftconv get the very same kernel.
+    args = _conv_args(B=3, H=9, L=40, pruned=0.4, seed=2)
+    with torch.inference_mode():
+        assert torch.equal(sparse_fftconv(*args), torch.ops.s4op.sparse_fftconv(*args))

@@ -123,9 +123,16 @@ bool overlaps(const Arr& x, const Arr& y) { return x.a.nbytes() && y.a.nbytes() 
 bool is_float32(const Arr& r) { return r.a.dtype().is(py::dtype::of<float>()); }
 bool is_float64(const Arr& r) { return r.a.dtype().is(py::dtype::of<double>()); }
 
+s4op::cpu::Epilogue parse_activation(const std::string& activation) {
+  if (activation == "none") return s4op::cpu::Epilogue::identity;
+  if (activation == "gelu") return s4op::cpu::Epilogue::gelu;
+  throw py::value_error("activation: expected 'none' or 'gelu', got '" + activation + "'");
+}
+
 template <typename T>
 void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, Arr& out, int num_threads,
-                          const char* real_name, const char* complex_name) {
+                          s4op::cpu::Epilogue epilogue, bool write_pruned, const char* real_name,
+                          const char* complex_name) {
   check_dtype<std::complex<T>>(k_f, "k_f", complex_name);
   check_dtype<T>(D, "D", real_name);
   check_dtype<T>(out, "out", real_name);
@@ -142,14 +149,16 @@ void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, 
   T* py_ = out.data<T>();
   py::gil_scoped_release release;
   if constexpr (std::is_same_v<T, float>) {
-    s4op::cpu::sparse_fftconv_f32(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads);
+    s4op::cpu::sparse_fftconv_f32(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned);
   } else {
-    s4op::cpu::sparse_fftconv_f64(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads);
+    s4op::cpu::sparse_fftconv_f64(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned);
   }
 }
 
 void sparse_fftconv(const py::handle& u_, const py::handle& k_f_, const py::handle& D_, const py::handle& active_,
-                    int64_t n_fft, const py::handle& out_, int num_threads) {
+                    int64_t n_fft, const py::handle& out_, int num_threads, const std::string& activation,
+                    bool write_pruned) {
+  const s4op::cpu::Epilogue epilogue = parse_activation(activation);
   Arr u = check_array(u_, "u", 3);
   Arr k_f = check_array(k_f_, "k_f", 2);
   Arr D = check_array(D_, "D", 1);
@@ -158,9 +167,11 @@ void sparse_fftconv(const py::handle& u_, const py::handle& k_f_, const py::hand
   check_dtype<int64_t>(active, "active", "int64");
   check_threads(num_threads);
   if (is_float32(u)) {
-    sparse_fftconv_typed<float>(u, k_f, D, active, n_fft, out, num_threads, "float32", "complex64 (u is float32)");
+    sparse_fftconv_typed<float>(u, k_f, D, active, n_fft, out, num_threads, epilogue, write_pruned, "float32",
+                                "complex64 (u is float32)");
   } else if (is_float64(u)) {
-    sparse_fftconv_typed<double>(u, k_f, D, active, n_fft, out, num_threads, "float64", "complex128 (u is float64)");
+    sparse_fftconv_typed<double>(u, k_f, D, active, n_fft, out, num_threads, epilogue, write_pruned, "float64",
+                                 "complex128 (u is float64)");
   } else {
     throw py::type_error("u: expected float32 or float64, got " + std::string(py::str(u.a.dtype())));
   }
@@ -262,10 +273,12 @@ PYBIND11_MODULE(_C, m) {
         "Smallest m >= n of the form 2^a 3^b 5^c.");
 
   m.def("sparse_fftconv", &sparse_fftconv, py::arg("u"), py::arg("k_f"), py::arg("D"), py::arg("active"),
-        py::arg("n_fft"), py::arg("out"), py::arg("num_threads"),
-        "out[b, h] = irfft(rfft(u[b, h], n_fft) * k_f[j])[:L] + D[j] u[b, h] for h = active[j], "
-        "out[b, h] = u[b, h] otherwise.  u, out: (B, H, L) float32/float64; k_f: (A, n_fft//2+1) complex; "
-        "D: (A,); active: (A,) int64 strictly increasing in [0, H).");
+        py::arg("n_fft"), py::arg("out"), py::arg("num_threads"), py::kw_only(), py::arg("activation") = "none",
+        py::arg("write_pruned") = true,
+        "out[b, h] = f(irfft(rfft(u[b, h], n_fft) * k_f[j])[:L] + D[j] u[b, h]) for h = active[j], "
+        "out[b, h] = f(u[b, h]) otherwise (left untouched if write_pruned is False), f = identity "
+        "(activation='none') or the exact GELU ('gelu').  u, out: (B, H, L) float32/float64; k_f: "
+        "(A, n_fft//2+1) complex; D: (A,); active: (A,) int64 strictly increasing in [0, H).");
 
   m.def("s4d_kernel", &s4d_kernel, py::arg("C"), py::arg("log_dt"), py::arg("log_A_real"), py::arg("A_imag"),
         py::arg("active"), py::arg("L"), py::arg("out"), py::arg("num_threads"),

@@ -11,9 +11,20 @@ def next_fast_size(n: int) -> int:
     """Smallest m >= n of the form 2^a 3^b 5^c."""
 
 def sparse_fftconv(
-    u: np.ndarray, k_f: np.ndarray, D: np.ndarray, active: np.ndarray, n_fft: int, out: np.ndarray, num_threads: int
+    u: np.ndarray, k_f: np.ndarray, D: np.ndarray, active: np.ndarray, n_fft: int, out: np.ndarray, num_threads: int,
+    *, activation: str = "none", write_pruned: bool = True,
 ) -> None:
-    """out (B, H, L) = sparse-channel FFT convolution of u (B, H, L) with spectra k_f (A, n_fft//2+1)."""
+    """out (B, H, L) = f(sparse-channel FFT convolution of u (B, H, L) with spectra k_f (A, n_fft//2+1)),
+    f = identity or GELU; pruned rows f(u), or untouched when write_pruned is False."""
+
+def use_openmp(library: str) -> str:
+    """Run parallel sections on the already loaded OpenMP runtime `library`; returns the backend name."""
+
+def use_builtin_pool() -> str:
+    """Run parallel sections on the core's own std::thread pool; returns the backend name."""
+
+def threading_backend() -> str:
+    """What parallel sections currently run on."""
 
 def s4d_kernel(
     C: np.ndarray, log_dt: np.ndarray, log_A_real: np.ndarray, A_imag: np.ndarray, active: np.ndarray, L: int,

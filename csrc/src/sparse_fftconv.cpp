@@ -1,5 +1,6 @@
 #include "s4op/sparse_fftconv.h"
 
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -52,9 +53,13 @@ void complex_multiply(std::complex<T>* X /*{F}*/, const std::complex<T>* k /*{F}
   }
 }
 
+void gelu(const float* x, float* y, int64_t n) { gelu_f32(x, y, n); }
+void gelu(const double* x, double* y, int64_t n) { gelu_f64(x, y, n); }
+
 template <typename T>
 void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, const int64_t* active, int64_t B,
-                         int64_t H, int64_t L, int64_t A, int64_t n_fft, T* y, int num_threads) {
+                         int64_t H, int64_t L, int64_t A, int64_t n_fft, T* y, int num_threads, Epilogue epilogue,
+                         bool write_pruned) {
   validate(u, k_f, D, active, B, H, L, A, n_fft, y);
   if (B == 0) return;
   const int64_t F = n_fft / 2 + 1;
@@ -68,6 +73,7 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
       pruned.push_back(h);
     }
   }
+  if (!write_pruned) pruned.clear();
   const int64_t P = static_cast<int64_t>(pruned.size());
   const int64_t n_active = B * A, n_pruned = B * P;
   std::shared_ptr<const RealFFT<T>> plan;
@@ -80,7 +86,11 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
     for (int64_t t = t0; t < t1; ++t) {
       for (int64_t i = n_pruned * t / T_; i < n_pruned * (t + 1) / T_; ++i) {
         const int64_t b = i / P, h = pruned[static_cast<size_t>(i % P)];
-        std::memcpy(y + (b * H + h) * L, u + (b * H + h) * L, sizeof(T) * static_cast<size_t>(L));
+        if (epilogue == Epilogue::gelu) {
+          gelu(u + (b * H + h) * L, y + (b * H + h) * L, L);
+        } else {
+          std::memcpy(y + (b * H + h) * L, u + (b * H + h) * L, sizeof(T) * static_cast<size_t>(L));
+        }
       }
       const int64_t a0 = n_active * t / T_, a1 = n_active * (t + 1) / T_;
       if (a0 == a1) continue;
@@ -96,6 +106,7 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
         plan->inverse(X.data(), out, L, work.data());
         const T d = D[j];
         for (int64_t l = 0; l < L; ++l) out[l] += d * x[l];
+        if (epilogue == Epilogue::gelu) gelu(out, out, L);  // while the row is still in cache
       }
     }
   });
@@ -104,13 +115,52 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
 }  // namespace
 
 void sparse_fftconv_f32(const float* u, const std::complex<float>* k_f, const float* D, const int64_t* active,
-                        int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, float* y, int num_threads) {
-  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads);
+                        int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, float* y, int num_threads,
+                        Epilogue epilogue, bool write_pruned) {
+  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, write_pruned);
 }
 
 void sparse_fftconv_f64(const double* u, const std::complex<double>* k_f, const double* D, const int64_t* active,
-                        int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, double* y, int num_threads) {
-  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads);
+                        int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, double* y, int num_threads,
+                        Epilogue epilogue, bool write_pruned) {
+  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, write_pruned);
+}
+
+// GELU(x) = x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2.  With z = |x| / sqrt 2:
+//  - z < 1/2: erf(z) from its Taylor series (terms through z^13, truncation < 2e-9);
+//  - z >= 1/2: erfc(z) = (1 + a1 z + ... + a6 z^6)^-16, Abramowitz & Stegun, Handbook of Mathematical
+//    Functions, eq. 7.1.28 (|error| <= 3e-7);
+// then Phi = 1 - erfc(z)/2 for x >= 0 and erfc(z)/2 for x < 0, so the negative tail never cancels.
+// No library calls and no branches: GCC vectorizes the loop, and target_clones builds it for AVX-512,
+// AVX2 and baseline, picked at load time.
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(S4OP_NO_TARGET_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+void gelu_f32(const float* x, float* y, int64_t n) {
+  constexpr float a1 = 0.0705230784f, a2 = 0.0422820123f, a3 = 0.0092705272f, a4 = 0.0001520143f,
+                  a5 = 0.0002765672f, a6 = 0.0000430638f;
+  constexpr float two_over_sqrt_pi = 1.12837916709551257f, inv_sqrt2 = 0.70710678118654752f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    const float z = std::fabs(v) * inv_sqrt2;
+    const float z2 = z * z;
+    const float erf_small =
+        two_over_sqrt_pi * z *
+        (1.f + z2 * (-1.f / 3 + z2 * (1.f / 10 + z2 * (-1.f / 42 + z2 * (1.f / 216 + z2 * (-1.f / 1320 +
+                                                                                          z2 * (1.f / 9360)))))));
+    float t = 1.f + z * (a1 + z * (a2 + z * (a3 + z * (a4 + z * (a5 + z * a6)))));
+    t = t * t;
+    t = t * t;
+    t = t * t;
+    t = t * t;
+    const float erfc_z = z < 0.5f ? 1.f - erf_small : 1.f / t;
+    const float phi = v >= 0.f ? 1.f - 0.5f * erfc_z : 0.5f * erfc_z;
+    y[i] = v * phi;  // NaN stays NaN (every comparison above is false for it, phi is finite)
+  }
+}
+
+void gelu_f64(const double* x, double* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = 0.5 * x[i] * std::erfc(-x[i] * 0.70710678118654752440);
 }
 
 }  // namespace s4op::cpu

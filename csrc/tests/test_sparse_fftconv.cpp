@@ -89,6 +89,78 @@ void check_case(int64_t B, int64_t H, int64_t L, std::vector<int64_t> active, do
   S4OP_CHECK(std::memcmp(y.data(), y3.data(), y.size() * sizeof(T)) == 0);
 }
 
+template <typename T>
+std::vector<T> run_epilogue(const Case<T>& c, int threads, s4op::cpu::Epilogue e, bool write_pruned) {
+  std::vector<T> y(c.u.size(), T(-7));
+  const int64_t A = static_cast<int64_t>(c.active.size());
+  if constexpr (std::is_same_v<T, float>) {
+    s4op::cpu::sparse_fftconv_f32(c.u.data(), c.k_f.data(), c.D.data(), c.active.data(), c.B, c.H, c.L, A, c.n,
+                                  y.data(), threads, e, write_pruned);
+  } else {
+    s4op::cpu::sparse_fftconv_f64(c.u.data(), c.k_f.data(), c.D.data(), c.active.data(), c.B, c.H, c.L, A, c.n,
+                                  y.data(), threads, e, write_pruned);
+  }
+  return y;
+}
+
+double gelu_ref(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
+
+// The GELU epilogue equals GELU (in double) of the identity epilogue's rows; pruned rows become GELU(u), or
+// stay untouched with write_pruned = false; results do not depend on the thread count.
+template <typename T>
+void check_epilogue(int64_t B, int64_t H, int64_t L, std::vector<int64_t> active, double tol) {
+  using s4op::cpu::Epilogue;
+  const Case<T> c = make_case<T>(B, H, L, active, static_cast<unsigned>(7 + B * 100 + H * 10 + L));
+  const std::vector<T> plain = run(c, 1);
+  const std::vector<T> g = run_epilogue(c, 1, Epilogue::gelu, true);
+  double max_err = 0, max_ref = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double ref = gelu_ref(double(plain[i]));
+    max_err = std::max(max_err, std::abs(double(g[i]) - ref));
+    max_ref = std::max(max_ref, std::abs(ref));
+  }
+  S4OP_CHECK(max_err <= tol * std::max(max_ref, 1e-30));
+  const std::vector<T> g2 = run_epilogue(c, 2, Epilogue::gelu, true);
+  S4OP_CHECK(std::memcmp(g.data(), g2.data(), g.size() * sizeof(T)) == 0);
+  for (Epilogue e : {Epilogue::identity, Epilogue::gelu}) {
+    const std::vector<T> full = run_epilogue(c, 1, e, true), only = run_epilogue(c, 3, e, false);
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t h = 0, j = 0; h < H; ++h) {
+        const bool is_active = j < int64_t(active.size()) && active[j] == h;
+        for (int64_t t = 0; t < L; ++t) {
+          const size_t i = static_cast<size_t>((b * H + h) * L + t);
+          S4OP_CHECK(is_active ? only[i] == full[i] : only[i] == T(-7));
+        }
+        if (is_active) ++j;
+      }
+    }
+  }
+}
+
+void check_gelu_f32() {
+  // Phi's absolute error is about 3e-7 (A&S 7.1.28) and the Taylor branch is tighter.
+  double worst = 0;
+  for (int i = -200000; i <= 200000; ++i) {
+    const float x = static_cast<float>(i) * 1e-4f;
+    float y;
+    s4op::cpu::gelu_f32(&x, &y, 1);
+    worst = std::max(worst, std::abs(double(y) - gelu_ref(double(x))) / std::max(1.0, std::abs(double(x))));
+  }
+  S4OP_CHECK(worst < 5e-7);
+  const float specials[] = {0.f, -0.f, 1e-30f, -1e-30f, 1e30f, -1e30f, NAN, INFINITY};
+  float out[8];
+  s4op::cpu::gelu_f32(specials, out, 8);
+  S4OP_CHECK(out[0] == 0.f && out[1] == 0.f && out[4] == 1e30f && out[5] == -0.f);
+  S4OP_CHECK(std::isnan(out[6]) && out[7] == INFINITY);
+  S4OP_CHECK(std::abs(out[2] - 0.5e-30f) < 1e-36f);
+  // in place, and lengths that are not a multiple of any vector width
+  std::vector<float> v(37), w(37);
+  for (int i = 0; i < 37; ++i) v[i] = w[i] = 0.37f * float(i - 18);
+  s4op::cpu::gelu_f32(v.data(), v.data(), 37);
+  s4op::cpu::gelu_f32(w.data(), w.data(), 37);
+  S4OP_CHECK(v == w && std::abs(v[20] - float(gelu_ref(0.37 * 2))) < 1e-6f);
+}
+
 template <typename Fn>
 bool throws(Fn&& fn) {
   try {
@@ -116,6 +188,18 @@ int main() {
     go(2, 4, 257, {});
     go(1, 13, 300, {1, 5, 12});
     go(1, 2, 1000, {1});
+  }
+  check_gelu_f32();
+  for (int pass = 0; pass < 2; ++pass) {
+    auto go = [&](int64_t B, int64_t H, int64_t L, std::vector<int64_t> active) {
+      if (pass == 0) check_epilogue<float>(B, H, L, active, 1e-6);
+      else check_epilogue<double>(B, H, L, active, 1e-14);
+    };
+    go(1, 1, 1, {0});
+    go(2, 3, 2, {1});
+    go(3, 7, 17, {0, 2, 3, 6});
+    go(2, 4, 257, {});
+    go(1, 13, 300, {1, 5, 12});
   }
   // Validation: bad arguments throw std::invalid_argument, never crash.
   Case<float> c = make_case<float>(1, 4, 10, {0, 2}, 1);

@@ -338,9 +338,12 @@ class S4DLayer(nn.Module):
         self._check_input(u)
         if not self.transposed:
             u = u.transpose(-1, -2)
-        y = self._ssm(u)
-        y = self.dropout(self.activation(y))
-        y = self._mix(y)
+        act = self.activation
+        if type(act) is nn.GELU and act.approximate == "none" and not _has_hooks(act):
+            y = self._ssm(u, activation="gelu")  # GELU fused into the convolution's row loop
+        else:
+            y = act(self._ssm(u))
+        y = self._mix(self.dropout(y))
         if not self.transposed:
             y = y.transpose(-1, -2)
         return y, None
@@ -362,16 +365,16 @@ class S4DLayer(nn.Module):
                 return torch.nn.functional.glu(z, dim=seq[1].dim)
         return seq(y)
 
-    def _ssm(self, u: torch.Tensor) -> torch.Tensor:
-        """The SSM part, before GELU: u (B, H, L) -> y (B, H, L)."""
+    def _ssm(self, u: torch.Tensor, activation: str = "none") -> torch.Tensor:
+        """The SSM part: u (B, H, L) -> y (B, H, L), followed by GELU if ``activation="gelu"``."""
         if self.num_active == 0:
-            return u
+            return nn.functional.gelu(u) if activation == "gelu" else u
         L = u.shape[-1]
         n_fft = fft_size(L)
         rows, active = self._indices(u.device)
         k_f = self._kernel_spectrum(L, n_fft, rows)
         D = self.D.index_select(0, rows)
-        return sparse_fftconv(u, k_f, D, active, n_fft)
+        return sparse_fftconv(u, k_f, D, active, n_fft, activation)
 
     def _check_input(self, u: Any) -> None:
         if not isinstance(u, torch.Tensor):

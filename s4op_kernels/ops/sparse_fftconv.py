@@ -1,7 +1,10 @@
 """Sparse-channel FFT convolution: the SSM part of an operator-pruned S4/S4D layer.
 
-    y[:, h] = causal_conv(u[:, h], K_h) + D_h u[:, h]   for active h (computed by FFT)
-    y[:, h] = u[:, h]                                   for pruned h (identity: no D, no kernel)
+    y[:, h] = f(causal_conv(u[:, h], K_h) + D_h u[:, h])   for active h (computed by FFT)
+    y[:, h] = f(u[:, h])                                   for pruned h (identity: no D, no kernel)
+
+with ``f`` the identity (``activation="none"``) or the exact GELU that follows the SSM in an S4/S4D layer
+(``"gelu"``): fused, it is applied to each row while the row is in cache instead of in a separate pass.
 
 Registered once as the custom op ``s4op::sparse_fftconv``: the CPU kernel calls the compiled core
 (s4op_kernels._C), every other device runs the reference.  :func:`sparse_fftconv` picks the backend.
@@ -33,43 +36,57 @@ def fft_size(L: int) -> int:
     return next_fast_size(2 * L - 1)
 
 
+ACTIVATIONS = ("none", "gelu")
+
+
 def sparse_fftconv_ref(
-    u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int
+    u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int, activation: str = "none"
 ) -> torch.Tensor:
     """Reference sparse-channel FFT convolution.
 
     u: (B, H, L) float32/float64; k_f: (A, n_fft // 2 + 1) complex, rfft of the active channels'
     kernels; D: (A,) real; active: (A,) int64, sorted distinct channel indices in [0, H);
-    n_fft >= 2L - 1.  Returns y: (B, H, L) of u's dtype.  Differentiable in u, k_f and D.
+    n_fft >= 2L - 1; activation: "none" or "gelu" (exact, erf-based), applied to every row.
+    Returns y: (B, H, L) of u's dtype.  Differentiable in u, k_f and D.
     """
     if active.numel() == 0:
-        return u.clone()
-    L = u.shape[-1]
-    ua = u.index_select(1, active)  # (B, A, L)
-    ya = torch.fft.irfft(torch.fft.rfft(ua, n=n_fft) * k_f, n=n_fft)[..., :L]  # (B, A, L)
-    ya = ya + D.unsqueeze(-1) * ua
-    return u.index_copy(1, active, ya)
+        y = u.clone()
+    else:
+        L = u.shape[-1]
+        ua = u.index_select(1, active)  # (B, A, L)
+        ya = torch.fft.irfft(torch.fft.rfft(ua, n=n_fft) * k_f, n=n_fft)[..., :L]  # (B, A, L)
+        ya = ya + D.unsqueeze(-1) * ua
+        y = u.index_copy(1, active, ya)
+    return torch.nn.functional.gelu(y) if activation == "gelu" else y
 
 
 @torch.library.custom_op("s4op::sparse_fftconv", mutates_args=())
-def _sparse_fftconv_op(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int) -> torch.Tensor:
-    return sparse_fftconv_ref(u, k_f, D, active, n_fft)
+def _sparse_fftconv_op(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int,
+                       activation: str = "none") -> torch.Tensor:
+    _check_activation(activation)
+    return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation)
 
 
 @_sparse_fftconv_op.register_kernel("cpu")
-def _sparse_fftconv_cpu(u, k_f, D, active, n_fft):
+def _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation="none"):
     _check_args(u, k_f, D, active, n_fft)
+    _check_activation(activation)
     u = u.contiguous()
     out = torch.empty_like(u)
     _ext.C().sparse_fftconv(
         u.numpy(), k_f.contiguous().numpy(), D.contiguous().numpy(), active.contiguous().numpy(), n_fft,
-        out.numpy(), torch.get_num_threads(),
+        out.numpy(), torch.get_num_threads(), activation=activation,
     )
     return out
 
 
+def _check_activation(activation) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"sparse_fftconv: activation must be one of {ACTIVATIONS}, got {activation!r}")
+
+
 @_sparse_fftconv_op.register_fake
-def _(u, k_f, D, active, n_fft):
+def _(u, k_f, D, active, n_fft, activation="none"):
     return torch.empty_like(u)
 
 
@@ -87,14 +104,15 @@ def _check_args(u, k_f, D, active, n_fft) -> None:
 
 
 def sparse_fftconv(
-    u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int
+    u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int, activation: str = "none"
 ) -> torch.Tensor:
-    """Sparse-channel FFT convolution (shapes as in :func:`sparse_fftconv_ref`), by the selected backend."""
+    """Sparse-channel FFT convolution (arguments as in :func:`sparse_fftconv_ref`), by the selected backend."""
+    _check_activation(activation)
     backend = dispatch.resolve(u.device, dispatch.needs_grad(u, k_f, D))
     if backend == dispatch.REFERENCE:
-        return sparse_fftconv_ref(u, k_f, D, active, n_fft)
+        return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation)
     if u.device.type == "cpu" and not torch.compiler.is_compiling():
         # Eager CPU inference calls the kernel the op would dispatch to, without the custom-op machinery
         # (about 15 us per call, a large share of a small layer's forward); traced code keeps the op.
-        return _sparse_fftconv_cpu(u, k_f, D, active, n_fft)
-    return _sparse_fftconv_op(u, k_f, D, active, n_fft)
+        return _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation)
+    return _sparse_fftconv_op(u, k_f, D, active, n_fft, activation)

@@ -80,6 +80,7 @@ def test_thread_counts_give_identical_results(dtype):
 def test_opcheck_sparse_fftconv():
     for args in (_conv_args(), _conv_args(pruned=0.0, dtype=torch.float64), _conv_args(B=1, H=3, L=1, pruned=1.0)):
         torch.library.opcheck(torch.ops.s4op.sparse_fftconv.default, args)
+        torch.library.opcheck(torch.ops.s4op.sparse_fftconv.default, args + ("gelu",))
 
 
 def test_opcheck_s4d_kernel():
@@ -193,9 +194,34 @@ def test_unsupported_dtype_through_the_op():
         sparse_fftconv(u.half(), k_f, D.half(), active, n)
 
 
+def test_binding_rejects_an_unknown_activation():
+    u, k_f, D, active, n = _conv_args()
+    out = torch.empty_like(u)
+    with pytest.raises(ValueError, match="activation: expected 'none' or 'gelu'"):
+        _ext.C().sparse_fftconv(u.numpy(), k_f.numpy(), D.numpy(), active.numpy(), n, out.numpy(), 1, activation="tanh")
+
+
+def test_layer_fuses_gelu_only_when_it_is_the_standard_unhooked_gelu():
+    layer = make_s4d(6, 8, 3, torch.float32).set_active_channels([1, 4]).eval()
+    u = make_input(2, 6, 40, 3, torch.float32)
+    with torch.inference_mode():
+        fused = layer(u)[0]
+        seen = []
+        handle = layer.activation.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+        hooked = layer(u)[0]
+        handle.remove()
+        layer.activation = torch.nn.GELU(approximate="tanh")  # a different function: never fused
+        tanh = layer(u)[0]
+    assert seen == [torch.Size([2, 6, 40])]  # the hook ran: the unfused path was taken
+    assert_close(fused, s4d_layer64(layer, u, [1, 4]), torch.float32)
+    assert torch.allclose(fused, hooked, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(fused, tanh, rtol=1e-7, atol=0)
+
+
 def test_eager_fast_path_equals_the_registered_op():
     # Eager CPU inference calls the op's CPU kernel directly (no custom-op dispatch); traced code and
     # direct users of torch.ops.s4op.sparse_fftconv get the very same kernel.
     args = _conv_args(B=3, H=9, L=40, pruned=0.4, seed=2)
     with torch.inference_mode():
         assert torch.equal(sparse_fftconv(*args), torch.ops.s4op.sparse_fftconv(*args))
+        assert torch.equal(sparse_fftconv(*args, "gelu"), torch.ops.s4op.sparse_fftconv(*args, "gelu"))

@@ -10,6 +10,7 @@ import s4op_kernels
 from s4op_kernels.ops import fft_size, sparse_fftconv, sparse_fftconv_ref
 from factories import make_input, some_channels
 from shapes import LAYER_SHAPES, PRUNE_FRACTIONS
+from formulas import gelu64
 from tolerances import assert_close
 
 
@@ -24,12 +25,13 @@ def direct_conv64(u, K, D, active):
     return y
 
 
+@pytest.mark.parametrize("activation", ["none", "gelu"])
 @pytest.mark.parametrize("backend", s4op_kernels.available_backends())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("pruned", PRUNE_FRACTIONS)
 @pytest.mark.parametrize("shape", LAYER_SHAPES)
 @pytest.mark.parametrize("seed", [0], ids=["seed0"])
-def test_matches_direct_convolution(backend, shape, pruned, dtype, seed):
+def test_matches_direct_convolution(backend, shape, pruned, dtype, seed, activation):
     B, H, _, L = shape
     g = torch.Generator().manual_seed(seed)
     active = torch.tensor(some_channels(H, pruned, seed), dtype=torch.int64)
@@ -39,11 +41,23 @@ def test_matches_direct_convolution(backend, shape, pruned, dtype, seed):
     n = fft_size(L)
     k_f = torch.fft.rfft(K, n=n) if len(active) else torch.zeros(0, n // 2 + 1, dtype=K.dtype.to_complex())
     with s4op_kernels.use_backend(backend):
-        y = sparse_fftconv(u, k_f, D, active, n)
+        y = sparse_fftconv(u, k_f, D, active, n, activation)
     assert y.shape == u.shape and y.dtype == dtype
-    pruned_idx = [h for h in range(H) if h not in set(active.tolist())]
-    assert torch.equal(y[:, pruned_idx], u[:, pruned_idx])
-    assert_close(y, direct_conv64(u, K, D, active.tolist()), dtype, what="sparse_fftconv")
+    expected = direct_conv64(u, K, D, active.tolist())
+    if activation == "none":
+        pruned_idx = [h for h in range(H) if h not in set(active.tolist())]
+        assert torch.equal(y[:, pruned_idx], u[:, pruned_idx])
+    else:
+        expected = gelu64(expected)
+    assert_close(y, expected, dtype, what=f"sparse_fftconv[{activation}]")
+
+
+def test_unknown_activation_is_refused():
+    u = torch.randn(1, 2, 4)
+    none = torch.zeros(0, dtype=torch.int64)
+    for backend in s4op_kernels.available_backends():
+        with s4op_kernels.use_backend(backend), pytest.raises(ValueError, match="activation must be one of"):
+            sparse_fftconv(u, torch.zeros(0, 5, dtype=torch.complex64), torch.zeros(0), none, 8, "relu")
 
 
 def test_output_does_not_alias_input():

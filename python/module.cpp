@@ -140,8 +140,14 @@ void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, 
   if (n_fft < 1) throw py::value_error("n_fft must be >= 1, got " + std::to_string(n_fft));
   check_shape(k_f, "k_f", {A, n_fft / 2 + 1});
   check_shape(D, "D", {A});
-  check_shape(out, "out", {B, H, L});
+  // out is (B, H, L), or (B, H', L) with H' > H: the op fills channels [0, H) of each batch and leaves the
+  // rest alone (a channel of ones there folds a bias into the GEMM that follows).
+  if (out.shape[0] != B || out.shape[2] != L || out.shape[1] < H) {
+    throw py::value_error("out: expected shape (" + std::to_string(B) + ", H' >= " + std::to_string(H) + ", " +
+                          std::to_string(L) + "), got " + shape_str(out.shape));
+  }
   if (overlaps(out, u)) throw py::value_error("out must not overlap u");
+  const int64_t out_batch_stride = out.shape[1] * L;
   const T* pu = u.cdata<T>();
   const std::complex<T>* pk = k_f.cdata<std::complex<T>>();
   const T* pd = D.cdata<T>();
@@ -149,9 +155,11 @@ void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, 
   T* py_ = out.data<T>();
   py::gil_scoped_release release;
   if constexpr (std::is_same_v<T, float>) {
-    s4op::cpu::sparse_fftconv_f32(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned);
+    s4op::cpu::sparse_fftconv_f32(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned,
+                                  out_batch_stride);
   } else {
-    s4op::cpu::sparse_fftconv_f64(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned);
+    s4op::cpu::sparse_fftconv_f64(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned,
+                                  out_batch_stride);
   }
 }
 
@@ -277,8 +285,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("write_pruned") = true,
         "out[b, h] = f(irfft(rfft(u[b, h], n_fft) * k_f[j])[:L] + D[j] u[b, h]) for h = active[j], "
         "out[b, h] = f(u[b, h]) otherwise (left untouched if write_pruned is False), f = identity "
-        "(activation='none') or the exact GELU ('gelu').  u, out: (B, H, L) float32/float64; k_f: "
-        "(A, n_fft//2+1) complex; D: (A,); active: (A,) int64 strictly increasing in [0, H).");
+        "(activation='none') or the exact GELU ('gelu').  u: (B, H, L) float32/float64; out: (B, H, L), or "
+        "(B, H' > H, L) whose channels >= H are left untouched; k_f: (A, n_fft//2+1) complex; D: (A,); "
+        "active: (A,) int64 strictly increasing in [0, H).");
 
   m.def("s4d_kernel", &s4d_kernel, py::arg("C"), py::arg("log_dt"), py::arg("log_A_real"), py::arg("A_imag"),
         py::arg("active"), py::arg("L"), py::arg("out"), py::arg("num_threads"),

@@ -18,7 +18,7 @@ void check(bool ok, const std::string& msg) {
 
 template <typename T>
 void validate(const T* u, const std::complex<T>* k_f, const T* D, const int64_t* active, int64_t B, int64_t H,
-              int64_t L, int64_t A, int64_t n_fft, const T* y) {
+              int64_t L, int64_t A, int64_t n_fft, const T* y, int64_t ys) {
   check(B >= 0 && H >= 1 && L >= 1, "need B >= 0, H >= 1, L >= 1, got B=" + std::to_string(B) + " H=" +
                                          std::to_string(H) + " L=" + std::to_string(L));
   check(A >= 0 && A <= H, "number of active channels A=" + std::to_string(A) + " must be in [0, H=" +
@@ -30,7 +30,9 @@ void validate(const T* u, const std::complex<T>* k_f, const T* D, const int64_t*
   check(n == 0 || (u != nullptr && y != nullptr), "u and y must not be null");
   check(A == 0 || (k_f != nullptr && D != nullptr && active != nullptr), "k_f, D and active must not be null");
   // The rows are read and written concurrently: in-place or partially overlapping buffers are refused.
-  check(n == 0 || y + n <= u || u + n <= y, "y must not overlap u");
+  check(ys >= H * L, "y_batch_stride=" + std::to_string(ys) + " is smaller than H * L=" + std::to_string(H * L));
+  const int64_t n_y = B > 0 ? (B - 1) * ys + H * L : 0;  // extent of y
+  check(n == 0 || y + n_y <= u || u + n <= y, "y must not overlap u");
   for (int64_t j = 0; j < A; ++j) {
     check(active[j] >= 0 && active[j] < H, "active[" + std::to_string(j) + "]=" + std::to_string(active[j]) +
                                                " is out of range [0, " + std::to_string(H) + ")");
@@ -59,8 +61,9 @@ void gelu(const double* x, double* y, int64_t n) { gelu_f64(x, y, n); }
 template <typename T>
 void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, const int64_t* active, int64_t B,
                          int64_t H, int64_t L, int64_t A, int64_t n_fft, T* y, int num_threads, Epilogue epilogue,
-                         bool write_pruned) {
-  validate(u, k_f, D, active, B, H, L, A, n_fft, y);
+                         bool write_pruned, int64_t ys) {
+  if (ys == 0) ys = H * L;
+  validate(u, k_f, D, active, B, H, L, A, n_fft, y, ys);
   if (B == 0) return;
   const int64_t F = n_fft / 2 + 1;
   // Pruned rows (identity) are a copy each; list them once so threads can split both kinds of work.
@@ -87,9 +90,9 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
       for (int64_t i = n_pruned * t / T_; i < n_pruned * (t + 1) / T_; ++i) {
         const int64_t b = i / P, h = pruned[static_cast<size_t>(i % P)];
         if (epilogue == Epilogue::gelu) {
-          gelu(u + (b * H + h) * L, y + (b * H + h) * L, L);
+          gelu(u + (b * H + h) * L, y + b * ys + h * L, L);
         } else {
-          std::memcpy(y + (b * H + h) * L, u + (b * H + h) * L, sizeof(T) * static_cast<size_t>(L));
+          std::memcpy(y + b * ys + h * L, u + (b * H + h) * L, sizeof(T) * static_cast<size_t>(L));
         }
       }
       const int64_t a0 = n_active * t / T_, a1 = n_active * (t + 1) / T_;
@@ -99,7 +102,7 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
       for (int64_t i = a0; i < a1; ++i) {
         const int64_t b = i / A, j = i % A, h = active[j];
         const T* x = u + (b * H + h) * L;  // {L}
-        T* out = y + (b * H + h) * L;      // {L}
+        T* out = y + b * ys + h * L;       // {L}
         const std::complex<T>* kj = k_f + j * F;  // {F}
         plan->forward(x, L, X.data(), work.data());
         complex_multiply(X.data(), kj, F);
@@ -116,14 +119,14 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
 
 void sparse_fftconv_f32(const float* u, const std::complex<float>* k_f, const float* D, const int64_t* active,
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, float* y, int num_threads,
-                        Epilogue epilogue, bool write_pruned) {
-  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, write_pruned);
+                        Epilogue epilogue, bool write_pruned, int64_t y_batch_stride) {
+  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, write_pruned, y_batch_stride);
 }
 
 void sparse_fftconv_f64(const double* u, const std::complex<double>* k_f, const double* D, const int64_t* active,
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, double* y, int num_threads,
-                        Epilogue epilogue, bool write_pruned) {
-  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, write_pruned);
+                        Epilogue epilogue, bool write_pruned, int64_t y_batch_stride) {
+  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, write_pruned, y_batch_stride);
 }
 
 // GELU(x) = x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2.  With z = |x| / sqrt 2:

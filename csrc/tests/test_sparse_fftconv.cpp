@@ -201,6 +201,22 @@ int main() {
     go(2, 4, 257, {});
     go(1, 13, 300, {1, 5, 12});
   }
+  {
+    // y as the first H channels of a (B, H + 1, L) buffer: same rows, the extra channel untouched.
+    const Case<float> w = make_case<float>(3, 5, 33, {0, 3}, 9);
+    const std::vector<float> dense = run(w, 2);
+    std::vector<float> big(static_cast<size_t>(3 * 6 * 33), 1.f);
+    s4op::cpu::sparse_fftconv_f32(w.u.data(), w.k_f.data(), w.D.data(), w.active.data(), 3, 5, 33, 2, w.n,
+                                  big.data(), 2, s4op::cpu::Epilogue::identity, true, 6 * 33);
+    for (int64_t b = 0; b < 3; ++b) {
+      S4OP_CHECK(std::memcmp(&big[b * 6 * 33], &dense[b * 5 * 33], 5 * 33 * sizeof(float)) == 0);
+      for (int64_t t = 0; t < 33; ++t) S4OP_CHECK(big[(b * 6 + 5) * 33 + t] == 1.f);
+    }
+    S4OP_CHECK(throws([&] {
+      s4op::cpu::sparse_fftconv_f32(w.u.data(), w.k_f.data(), w.D.data(), w.active.data(), 3, 5, 33, 2, w.n,
+                                    big.data(), 1, s4op::cpu::Epilogue::identity, true, 4 * 33);
+    }));
+  }
   // Validation: bad arguments throw std::invalid_argument, never crash.
   Case<float> c = make_case<float>(1, 4, 10, {0, 2}, 1);
   std::vector<float> y(c.u.size());

@@ -339,11 +339,17 @@ class S4DLayer(nn.Module):
         if not self.transposed:
             u = u.transpose(-1, -2)
         act = self.activation
-        if type(act) is nn.GELU and act.approximate == "none" and not _has_hooks(act):
-            y = self._ssm(u, activation="gelu")  # GELU fused into the convolution's row loop
+        fuse_gelu = type(act) is nn.GELU and act.approximate == "none" and not _has_hooks(act)
+        gemm = self._gemm_weights() if fuse_gelu and not self.training and not self.dropout.training else None
+        if gemm is not None and gemm[1] is not None:
+            # Inference: GELU fused into the convolution's row loop, which also writes a channel of ones
+            # after the H channels, so the GEMM adds the bias itself (no separate broadcast-and-add pass).
+            W, b = gemm
+            y = self._ssm(u, activation="gelu", append_ones=True)  # (B, H + 1, L)
+            y = nn.functional.glu(torch.matmul(torch.cat([W, b.unsqueeze(1)], dim=1), y), dim=-2)
         else:
-            y = act(self._ssm(u))
-        y = self._mix(self.dropout(y))
+            y = self._ssm(u, activation="gelu") if fuse_gelu else act(self._ssm(u))
+            y = self._mix(self.dropout(y))
         if not self.transposed:
             y = y.transpose(-1, -2)
         return y, None
@@ -353,28 +359,40 @@ class S4DLayer(nn.Module):
         GEMM with the bias folded in: the same parameters and result, but oneDNN's 1x1 convolution is several
         times slower than MKL's GEMM on CPU (benchmarks/RESULTS.md).  Anything else (a replaced module, hooks)
         runs as is."""
-        seq = self.output_linear
-        if len(seq) == 2 and type(seq[0]) is nn.Conv1d and type(seq[1]) is nn.GLU and not _has_hooks(seq):
-            conv = seq[0]
-            if conv.kernel_size == (1,) and conv.stride == (1,) and conv.padding == (0,) and conv.groups == 1:
-                W = conv.weight.squeeze(-1)  # (2H, H)
-                if conv.bias is None:
-                    z = torch.matmul(W, y)
-                else:
-                    z = torch.baddbmm(conv.bias.view(1, -1, 1), W.expand(y.shape[0], -1, -1), y)  # (B, 2H, L)
-                return torch.nn.functional.glu(z, dim=seq[1].dim)
-        return seq(y)
+        gemm = self._gemm_weights()
+        if gemm is None:
+            return self.output_linear(y)
+        W, b = gemm
+        if b is None:
+            z = torch.matmul(W, y)
+        else:
+            z = torch.baddbmm(b.view(1, -1, 1), W.expand(y.shape[0], -1, -1), y)  # (B, 2H, L)
+        return torch.nn.functional.glu(z, dim=-2)
 
-    def _ssm(self, u: torch.Tensor, activation: str = "none") -> torch.Tensor:
-        """The SSM part: u (B, H, L) -> y (B, H, L), followed by GELU if ``activation="gelu"``."""
+    def _gemm_weights(self) -> Optional[tuple[torch.Tensor, Optional[torch.Tensor]]]:
+        """(W (2H, H), bias (2H,) or None) when output_linear is the reference's Conv1d(H, 2H, 1) + GLU over
+        channels with no hooks, so it may be computed as a GEMM; None for anything else (run as is)."""
+        seq = self.output_linear
+        if not (len(seq) == 2 and type(seq[0]) is nn.Conv1d and type(seq[1]) is nn.GLU and not _has_hooks(seq)):
+            return None
+        conv = seq[0]
+        if not (conv.kernel_size == (1,) and conv.stride == (1,) and conv.padding == (0,) and conv.dilation == (1,)
+                and conv.groups == 1 and conv.padding_mode == "zeros" and seq[1].dim in (-2, 1)):
+            return None
+        return conv.weight.squeeze(-1), conv.bias
+
+    def _ssm(self, u: torch.Tensor, activation: str = "none", append_ones: bool = False) -> torch.Tensor:
+        """The SSM part: u (B, H, L) -> y (B, H, L), followed by GELU if ``activation="gelu"``; with
+        ``append_ones`` y is (B, H + 1, L) with a last channel of ones."""
         if self.num_active == 0:
-            return nn.functional.gelu(u) if activation == "gelu" else u
+            y = nn.functional.gelu(u) if activation == "gelu" else u
+            return torch.cat([y, y.new_ones(y.shape[0], 1, y.shape[2])], dim=1) if append_ones else y
         L = u.shape[-1]
         n_fft = fft_size(L)
         rows, active = self._indices(u.device)
         k_f = self._kernel_spectrum(L, n_fft, rows)
         D = self.D.index_select(0, rows)
-        return sparse_fftconv(u, k_f, D, active, n_fft, activation)
+        return sparse_fftconv(u, k_f, D, active, n_fft, activation, append_ones)
 
     def _check_input(self, u: Any) -> None:
         if not isinstance(u, torch.Tensor):

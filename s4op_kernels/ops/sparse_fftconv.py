@@ -40,14 +40,16 @@ ACTIVATIONS = ("none", "gelu")
 
 
 def sparse_fftconv_ref(
-    u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int, activation: str = "none"
+    u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int, activation: str = "none",
+    append_ones: bool = False,
 ) -> torch.Tensor:
     """Reference sparse-channel FFT convolution.
 
     u: (B, H, L) float32/float64; k_f: (A, n_fft // 2 + 1) complex, rfft of the active channels'
     kernels; D: (A,) real; active: (A,) int64, sorted distinct channel indices in [0, H);
     n_fft >= 2L - 1; activation: "none" or "gelu" (exact, erf-based), applied to every row.
-    Returns y: (B, H, L) of u's dtype.  Differentiable in u, k_f and D.
+    Returns y: (B, H, L) of u's dtype, or (B, H + 1, L) with a last channel of ones if ``append_ones``
+    (so a following 1x1 convolution can fold its bias into the GEMM).  Differentiable in u, k_f and D.
     """
     if active.numel() == 0:
         y = u.clone()
@@ -57,22 +59,30 @@ def sparse_fftconv_ref(
         ya = torch.fft.irfft(torch.fft.rfft(ua, n=n_fft) * k_f, n=n_fft)[..., :L]  # (B, A, L)
         ya = ya + D.unsqueeze(-1) * ua
         y = u.index_copy(1, active, ya)
-    return torch.nn.functional.gelu(y) if activation == "gelu" else y
+    y = torch.nn.functional.gelu(y) if activation == "gelu" else y
+    if append_ones:
+        y = torch.cat([y, y.new_ones(y.shape[0], 1, y.shape[2])], dim=1)
+    return y
 
 
 @torch.library.custom_op("s4op::sparse_fftconv", mutates_args=())
 def _sparse_fftconv_op(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int,
-                       activation: str = "none") -> torch.Tensor:
+                       activation: str = "none", append_ones: bool = False) -> torch.Tensor:
     _check_activation(activation)
-    return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation)
+    return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation, append_ones)
 
 
 @_sparse_fftconv_op.register_kernel("cpu")
-def _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation="none"):
+def _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation="none", append_ones=False):
     _check_args(u, k_f, D, active, n_fft)
     _check_activation(activation)
     u = u.contiguous()
-    out = torch.empty_like(u)
+    B, H, L = u.shape
+    if append_ones:
+        out = u.new_empty(B, H + 1, L)
+        out[:, H].fill_(1)  # the core fills channels [0, H) and leaves this one alone
+    else:
+        out = torch.empty_like(u)
     _ext.C().sparse_fftconv(
         u.numpy(), k_f.contiguous().numpy(), D.contiguous().numpy(), active.contiguous().numpy(), n_fft,
         out.numpy(), torch.get_num_threads(), activation=activation,
@@ -86,7 +96,9 @@ def _check_activation(activation) -> None:
 
 
 @_sparse_fftconv_op.register_fake
-def _(u, k_f, D, active, n_fft, activation="none"):
+def _(u, k_f, D, active, n_fft, activation="none", append_ones=False):
+    if append_ones:
+        return u.new_empty(u.shape[0], u.shape[1] + 1, u.shape[2])
     return torch.empty_like(u)
 
 
@@ -104,15 +116,17 @@ def _check_args(u, k_f, D, active, n_fft) -> None:
 
 
 def sparse_fftconv(
-    u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int, activation: str = "none"
+    u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int, activation: str = "none",
+    append_ones: bool = False,
 ) -> torch.Tensor:
     """Sparse-channel FFT convolution (arguments as in :func:`sparse_fftconv_ref`), by the selected backend."""
     _check_activation(activation)
+    append_ones = bool(append_ones)
     backend = dispatch.resolve(u.device, dispatch.needs_grad(u, k_f, D))
     if backend == dispatch.REFERENCE:
-        return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation)
+        return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation, append_ones)
     if u.device.type == "cpu" and not torch.compiler.is_compiling():
         # Eager CPU inference calls the kernel the op would dispatch to, without the custom-op machinery
         # (about 15 us per call, a large share of a small layer's forward); traced code keeps the op.
-        return _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation)
-    return _sparse_fftconv_op(u, k_f, D, active, n_fft, activation)
+        return _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation, append_ones)
+    return _sparse_fftconv_op(u, k_f, D, active, n_fft, activation, append_ones)

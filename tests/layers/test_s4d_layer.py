@@ -25,9 +25,10 @@ REFERENCE_KEYS = SSM_KEYS + ["output_linear.0.weight", "output_linear.0.bias"]
 @pytest.mark.parametrize("pruned", PRUNE_FRACTIONS)
 @pytest.mark.parametrize("shape", LAYER_SHAPES)
 @pytest.mark.parametrize("seed", [0], ids=["seed0"])
-def test_matches_float64_formula(shape, pruned, dtype, backend, seed):
+@pytest.mark.parametrize("mode", ["train", "eval"])  # eval: fused GELU and the bias folded into the GEMM
+def test_matches_float64_formula(shape, pruned, dtype, backend, seed, mode):
     B, H, N, L = shape
-    layer = make_s4d(H, N, seed, dtype)
+    layer = make_s4d(H, N, seed, dtype).train(mode == "train")
     active = some_channels(H, pruned, seed)
     layer.set_active_channels(active)
     u = make_input(B, H, L, seed, dtype)

@@ -81,6 +81,7 @@ def test_opcheck_sparse_fftconv():
     for args in (_conv_args(), _conv_args(pruned=0.0, dtype=torch.float64), _conv_args(B=1, H=3, L=1, pruned=1.0)):
         torch.library.opcheck(torch.ops.s4op.sparse_fftconv.default, args)
         torch.library.opcheck(torch.ops.s4op.sparse_fftconv.default, args + ("gelu",))
+        torch.library.opcheck(torch.ops.s4op.sparse_fftconv.default, args + ("gelu", True))
 
 
 def test_opcheck_s4d_kernel():
@@ -199,6 +200,16 @@ def test_binding_rejects_an_unknown_activation():
     out = torch.empty_like(u)
     with pytest.raises(ValueError, match="activation: expected 'none' or 'gelu'"):
         _ext.C().sparse_fftconv(u.numpy(), k_f.numpy(), D.numpy(), active.numpy(), n, out.numpy(), 1, activation="tanh")
+
+
+def test_binding_out_may_have_extra_channels_but_not_fewer():
+    u, k_f, D, active, n = _conv_args(B=2, H=5, L=9)
+    C = _ext.C()
+    big = torch.full((2, 6, 9), 3.0)
+    C.sparse_fftconv(u.numpy(), k_f.numpy(), D.numpy(), active.numpy(), n, big.numpy(), 2)
+    assert torch.equal(big[:, :5], sparse_fftconv(u, k_f, D, active, n)) and torch.all(big[:, 5] == 3.0)
+    with pytest.raises(ValueError, match=r"out: expected shape \(2, H' >= 5, 9\)"):
+        C.sparse_fftconv(u.numpy(), k_f.numpy(), D.numpy(), active.numpy(), n, torch.empty(2, 4, 9).numpy(), 1)
 
 
 def test_layer_fuses_gelu_only_when_it_is_the_standard_unhooked_gelu():

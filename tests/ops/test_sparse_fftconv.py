@@ -77,3 +77,20 @@ def test_fft_size_is_fast_and_long_enough(L):
         while r % p == 0:
             r //= p
     assert r == 1
+
+
+@pytest.mark.parametrize("backend", s4op_kernels.available_backends())
+@pytest.mark.parametrize("activation", ["none", "gelu"])
+def test_append_ones_adds_a_channel_of_ones_and_changes_nothing_else(backend, activation):
+    B, H, L = 3, 7, 33
+    g = torch.Generator().manual_seed(5)
+    active = torch.tensor([0, 2, 3, 6])
+    n = fft_size(L)
+    k_f = torch.fft.rfft(torch.randn(len(active), L, generator=g), n=n)
+    D = torch.randn(len(active), generator=g)
+    u = make_input(B, H, L, 5, torch.float32)
+    with s4op_kernels.use_backend(backend):
+        y = sparse_fftconv(u, k_f, D, active, n, activation)
+        y1 = sparse_fftconv(u, k_f, D, active, n, activation, append_ones=True)
+    assert y1.shape == (B, H + 1, L) and y1.is_contiguous()
+    assert torch.equal(y1[:, :H], y) and torch.equal(y1[:, H], torch.ones(B, L))

@@ -5,7 +5,9 @@
 // Each active (b, h) row is processed start to end by one thread (forward FFT, complex product,
 // inverse FFT, skip term, epilogue) so its data stays in cache.  With write_pruned = false the pruned
 // rows of y are left as they are: a caller that has already put f(u) there (e.g. one GELU pass over
-// the whole input) pays nothing at all for pruned channels.
+// the whole input) pays nothing at all for pruned channels.  y_batch_stride (0: H * L) lets y be the first
+// H channels of a larger (B, H', L) buffer, e.g. one whose extra channel of ones folds a bias into the
+// GEMM that follows.
 #pragma once
 
 #include <complex>
@@ -15,23 +17,25 @@ namespace s4op::cpu {
 
 enum class Epilogue { identity, gelu };
 
-// All arrays dense, row-major.  n_fft must be a fast size (2^a 3^b 5^c) >= 2L - 1; active must hold
+// All arrays dense, row-major (y: see y_batch_stride below); y must not overlap u.  n_fft must be a fast size (2^a 3^b 5^c) >= 2L - 1; active must hold
 // distinct, increasing indices in [0, H).  Throws std::invalid_argument on bad arguments.
 void sparse_fftconv_f32(const float* u,                 // {B, H, L}
                         const std::complex<float>* k_f,  // {A, n_fft / 2 + 1}
                         const float* D,                  // {A}
                         const int64_t* active,           // {A}
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft,
-                        float* y,                        // {B, H, L}; must not overlap u
-                        int num_threads, Epilogue epilogue = Epilogue::identity, bool write_pruned = true);
+                        float* y,                        // {B, H, L} rows, batch stride y_batch_stride
+                        int num_threads, Epilogue epilogue = Epilogue::identity, bool write_pruned = true,
+                        int64_t y_batch_stride = 0);
 
 void sparse_fftconv_f64(const double* u,                 // {B, H, L}
                         const std::complex<double>* k_f,  // {A, n_fft / 2 + 1}
                         const double* D,                  // {A}
                         const int64_t* active,            // {A}
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft,
-                        double* y,                        // {B, H, L}; must not overlap u
-                        int num_threads, Epilogue epilogue = Epilogue::identity, bool write_pruned = true);
+                        double* y,                        // {B, H, L} rows, batch stride y_batch_stride
+                        int num_threads, Epilogue epilogue = Epilogue::identity, bool write_pruned = true,
+                        int64_t y_batch_stride = 0);
 
 // y[i] = GELU(x[i]) = x[i] Phi(x[i]) (the exact, erf-based GELU), i < n; y may equal x.  float32: a
 // branch-free form the compiler vectorizes (max abs error of Phi about 3e-7); float64: std::erfc.

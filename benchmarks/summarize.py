@@ -29,13 +29,25 @@ def fmt_shape(s):
 
 def main(paths):
     rows, machine = load(paths)
+    out = []
+    paired = sorted((r for r in rows if r.get("subject") == "ratios"), key=lambda r: (r["shape"], r["rate"]))
+    if paired:
+        out.append("Paired rounds (bench_ratios.py), medians of per-round ratios:\n")
+        out.append("| shape | rate | ours ms | floor ms | ours / floor | SSM ms | SSM dense ms | SSM / dense | "
+                   "active fraction | difference |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in paired:
+            out.append(f"| {fmt_shape(r['shape'])} | {int(r['rate'] * 100)} % | {r['ours_ms']:.2f} | {r['floor_ms']:.2f} | "
+                       f"{r['ours_over_floor']:.2f} | {r['ssm_ms']:.2f} | {r['ssm_dense_ms']:.2f} | {r['ssm_fraction']:.3f} | "
+                       f"{r['active_fraction']:.3f} | {r['ssm_deviation']:+.3f} |")
+        out.append("")
+        rows = [r for r in rows if r.get("subject") != "ratios"]
     by = defaultdict(dict)
     extra = {}
     for r in rows:
         by[(r["subject"], r["shape"], r["rate"])][r["impl"]] = r["median_ms"]
         if r["subject"] == "layer":
             extra[(r["shape"], r["rate"], r["impl"])] = r
-    out = []
     if machine:
         out.append(f"Machine: {machine.get('cpu', {}).get('brand_raw', '?')}, {machine.get('cpu', {}).get('count', '?')} logical CPUs, "
                    f"Python {machine.get('python_version', '?')}.\n")

@@ -1,0 +1,53 @@
+"""The engine's targets as paired ratios: every round times ours, the floor, our SSM part at this rate and
+our SSM part of the same layer unpruned, back to back, and the ratios are taken round by round (median
+over rounds).  On a shared 2-core VM, timing each implementation in its own block lets machine drift move
+a ratio by 30-50 %; pairing cancels it.
+
+Run: pytest benchmarks/bench_ratios.py --benchmark-only --benchmark-json=benchmarks/ratios.json
+then python benchmarks/summarize.py benchmarks/ratios.json
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import torch
+
+from harness import Floor, ours, setup_layer
+from shapes import BENCH_SHAPES, PRUNING_RATES
+
+ROUNDS = 40
+
+
+@pytest.mark.parametrize("rate", PRUNING_RATES, ids=lambda r: f"rate{int(r * 100)}")
+@pytest.mark.parametrize("shape", BENCH_SHAPES, ids=lambda s: "B{}-H{}-N{}-L{}".format(*s))
+def test_ratios(benchmark, shape, rate):
+    layer, u = setup_layer(shape, rate)
+    dense, _ = setup_layer(shape, 0.0)
+    with torch.inference_mode():
+        floor = Floor(layer, u)
+        fns = {"ours": lambda: ours(layer, u), "floor": floor, "ssm": lambda: layer._ssm(u),
+               "ssm_dense": lambda: dense._ssm(u)}
+        times = {k: [] for k in fns}
+
+        def one_round():
+            for k, f in fns.items():
+                t = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t)
+
+        one_round()  # warm-up: plans, kernel-spectrum caches
+        for v in times.values():
+            v.clear()
+        benchmark.pedantic(one_round, rounds=ROUNDS, warmup_rounds=0)
+    med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
+    ratio = statistics.median(a / b for a, b in zip(times["ours"], times["floor"]))
+    ssm_fraction = statistics.median(a / b for a, b in zip(times["ssm"], times["ssm_dense"]))
+    active_fraction = layer.num_active / layer.d_model
+    benchmark.extra_info.update(
+        subject="ratios", shape=list(shape), rate=rate, impl="paired", threads=torch.get_num_threads(),
+        **{f"{k}_ms": v for k, v in med.items()}, ours_over_floor=ratio, ssm_fraction=ssm_fraction,
+        active_fraction=active_fraction, ssm_deviation=ssm_fraction - active_fraction,
+    )

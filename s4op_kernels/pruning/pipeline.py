@@ -123,7 +123,7 @@ def prune_task(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_O
                strategy: str = "depth_aware", selector: str = "random", incremental: bool = True,
                finetune_epochs: Optional[int] = None, finetune_lr: Optional[float] = None,
                data_options: Optional[dict] = None, seed: int = 0, latency_batch_size: int = 8,
-               latency_repeats: int = 30, latency_budget_ms: Optional[float] = None,
+               latency_repeats: int = 100, latency_budget_ms: Optional[float] = None,
                max_metric_drop: Optional[float] = None, progress: Optional[bool] = None,
                log: Callable[[str], Any] = print) -> tuple[PruningResult, dict]:
     """The whole S4oP pipeline on one task; returns the search result and the report's file paths."""

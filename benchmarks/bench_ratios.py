@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from harness import Floor, ours, setup_layer
+from s4op_kernels.ops import fft_size, sparse_fftconv
 from shapes import BENCH_SHAPES, PRUNING_RATES
 
 ROUNDS = 40
@@ -28,8 +29,14 @@ def test_ratios(benchmark, shape, rate):
     dense, _ = setup_layer(shape, 0.0)
     with torch.inference_mode():
         floor = Floor(layer, u)
+        none = torch.zeros(0, dtype=torch.int64)
+        n_fft = fft_size(u.shape[-1])
+        k0, d0 = torch.zeros(0, n_fft // 2 + 1, dtype=torch.complex64), torch.zeros(0)
         fns = {"ours": lambda: ours(layer, u), "floor": floor, "ssm": lambda: layer._ssm(u),
-               "ssm_dense": lambda: dense._ssm(u)}
+               "ssm_dense": lambda: dense._ssm(u),
+               # the pass the layer runs in inference (SSM + GELU fused), and a GELU-only pass over all rows
+               "fused": lambda: layer._ssm(u, "gelu"), "fused_dense": lambda: dense._ssm(u, "gelu"),
+               "gelu_pass": lambda: sparse_fftconv(u, k0, d0, none, n_fft, "gelu")}
         times = {k: [] for k in fns}
         orders = [list(fns), list(reversed(fns))]
 
@@ -48,9 +55,13 @@ def test_ratios(benchmark, shape, rate):
     med = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     ratio = statistics.median(a / b for a, b in zip(times["ours"], times["floor"]))
     ssm_fraction = statistics.median(a / b for a, b in zip(times["ssm"], times["ssm_dense"]))
+    # SSM work inside the fused inference pass: the fused pass minus a GELU-only pass, round by round
+    fused_fraction = statistics.median(
+        (f - g) / (fd - g) for f, fd, g in zip(times["fused"], times["fused_dense"], times["gelu_pass"]))
     active_fraction = layer.num_active / layer.d_model
     benchmark.extra_info.update(
         subject="ratios", shape=list(shape), rate=rate, impl="paired", threads=torch.get_num_threads(),
         **{f"{k}_ms": v for k, v in med.items()}, ours_over_floor=ratio, ssm_fraction=ssm_fraction,
         active_fraction=active_fraction, ssm_deviation=ssm_fraction - active_fraction,
+        fused_ssm_fraction=fused_fraction, fused_ssm_deviation=fused_fraction - active_fraction,
     )

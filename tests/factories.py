@@ -35,3 +35,23 @@ def some_channels(H: int, fraction_pruned: float, seed: int) -> list[int]:
     g = torch.Generator().manual_seed(seed + 7)
     n_keep = H - int(round(fraction_pruned * H))
     return sorted(torch.randperm(H, generator=g)[:n_keep].tolist())
+
+
+class ToyPrunable(torch.nn.Module):
+    """The pruning protocol without any SSM: what a third-party layer must offer to be registered with
+    ``s4op_kernels.pruning.register_prunable`` (``d_model``, ``active_channels``, ``num_active``,
+    ``is_compact``, ``set_active_channels``).  Subclasses add their per-channel tensors."""
+
+    is_compact = False
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.d_model = d_model
+        self._active = torch.arange(d_model)
+
+    active_channels = property(lambda self: self._active.clone())
+    num_active = property(lambda self: int(self._active.numel()))
+
+    def set_active_channels(self, idx):
+        self._active = torch.as_tensor(idx, dtype=torch.int64).sort().values
+        return self

@@ -9,7 +9,7 @@ from torch import nn
 from s4op_kernels import S4DLayer
 from s4op_kernels.pruning import allocate, compact_model, count_parameters, prune_model, register_prunable, ssm_layers
 from s4op_kernels.pruning import selection
-from factories import make_s4d
+from factories import ToyPrunable, make_s4d
 
 H, N = 12, 8
 
@@ -121,23 +121,13 @@ def test_paper_ecg_s4d_parameter_counts():
         assert count_parameters(model) == published
 
 
-class ChannelsLast(nn.Module):
+class ChannelsLast(ToyPrunable):
     """A toy prunable layer whose per-channel tensor has its channels along dim 1: weight (3, H)."""
 
     def __init__(self, d_model):
-        super().__init__()
-        self.d_model = d_model
+        super().__init__(d_model)
         self.weight = nn.Parameter(torch.zeros(3, d_model))
         self.mix = nn.Linear(d_model, d_model)
-        self._active = torch.arange(d_model)
-
-    active_channels = property(lambda self: self._active.clone())
-    num_active = property(lambda self: int(self._active.numel()))
-    is_compact = False
-
-    def set_active_channels(self, idx):
-        self._active = torch.as_tensor(idx, dtype=torch.int64).sort().values
-        return self
 
 
 def test_registered_layer_with_channels_on_another_dim(monkeypatch):

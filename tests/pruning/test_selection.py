@@ -19,7 +19,7 @@ from s4op_kernels.pruning import (
     ssm_layers,
 )
 from s4op_kernels.pruning import selection
-from factories import make_s4d
+from factories import ToyPrunable, make_s4d
 
 H, N = 12, 8
 
@@ -84,22 +84,12 @@ def test_subclasses_are_prunable():
     assert prunable_spec(layer) is prunable_spec(make_s4d(H, N, 0))
 
 
-class ToyLayer(nn.Module):
+class ToyLayer(ToyPrunable):
     """A minimal non-S4D prunable layer: per-channel weights (H, 3), channels along dim 0."""
 
     def __init__(self, d_model):
-        super().__init__()
-        self.d_model = d_model
+        super().__init__(d_model)
         self.weight = nn.Parameter(torch.arange(d_model * 3, dtype=torch.float32).view(d_model, 3))
-        self._active = torch.arange(d_model)
-
-    active_channels = property(lambda self: self._active.clone())
-    num_active = property(lambda self: int(self._active.numel()))
-    is_compact = False
-
-    def set_active_channels(self, idx):
-        self._active = torch.as_tensor(idx, dtype=torch.int64).sort().values
-        return self
 
 
 def test_register_prunable_extends_the_set(monkeypatch):

@@ -262,7 +262,7 @@ def _add_run(sub) -> None:
     p = sub.add_parser("run", help="the main job: synthetic ECG, baseline, S4oP search over 10-90 %%, report",
                        description="With no arguments: generate the built-in synthetic ECG task in memory, train "
                                    "the ecg-embedded S4D model, run the incremental depth-aware search over "
-                                   "10/30/50/70/90 %% with the paper's five seeds, and write the report into "
+                                   "10/30/50/70/90 % with the paper's five seeds, and write the report into "
                                    "./s4op-run. Re-running resumes.")
     p.add_argument("--out", default=None, help="run folder (default ./s4op-run)")
     _add_search_flags(p)

@@ -264,7 +264,9 @@ class IncrementalPruner:
         for seed in self.seeds:
             counts = self._counts(rate, start, seed)
             cand = copy.deepcopy(start)
-            prune_model(cand, counts, selector=self.selector, seed=seed)
+            # kernel_norm ranks channels by their kernels over the task's length
+            extra = {"length": self.train_ds.info.seq_len} if self.selector == "kernel_norm" else {}
+            prune_model(cand, counts, selector=self.selector, seed=seed, **extra)
             t = time.perf_counter()
             if self.fine_tune is not None:
                 self.fine_tune(cand, self.train_ds, self.val_ds, seed=seed)

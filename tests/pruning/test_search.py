@@ -222,3 +222,16 @@ def test_baseline_is_left_unchanged():
     pruner(model, Recorder({7: 0.5, 42: 0.8, 123: 0.6}, {7: 0.9, 42: 0.1, 123: 0.2}), rates=(0.5,)).run()
     assert all(not layer.is_pruned for layer in ssm_layers(model))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_kernel_norm_selector_prunes_the_smallest_kernels_first():
+    model = baseline()
+    layers = ssm_layers(model)
+    with torch.no_grad():
+        layers[2].kernel.C[:3] *= 1e-4  # channels 0-2 of the deepest layer have near-zero kernels
+    rec = Recorder({7: 0.5}, {7: 0.5})
+    result = pruner(model, rec, rates=(0.1,), seeds=(7,), selector="kernel_norm").run()
+    pruned = set(range(8)) - set(result.rates[0]["active_channels"][2])
+    n = result.rates[0]["pruned_per_layer"][2]
+    assert n >= 1
+    assert pruned <= {0, 1, 2} if n <= 3 else pruned >= {0, 1, 2}

@@ -82,37 +82,61 @@ def measure_latency(
     Python's garbage collector is paused during the timed runs (as ``timeit`` does) so a collection does
     not land inside one forward; CUDA work is synchronized before each clock read.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"measure_latency(model): expected an nn.Module, got {type(model).__name__}")
-    args = _as_args(example_input)
+    return measure_latencies([(model, example_input)], warmup=warmup, repeats=repeats, threads=threads,
+                             backend=backend)[0]
+
+
+def measure_latencies(
+    cases, *, warmup: int = 10, repeats: int = 50, threads: Optional[int] = None, backend: str = "auto",
+) -> list[LatencyStats]:
+    """:func:`measure_latency` of several ``(model, example_input)`` cases, interleaved: each of the
+    ``repeats`` rounds times every case once (the order reversed every other round), so a slow drift or a
+    burst of other work on a shared machine hits all cases alike and their ratios stay meaningful.
+    Returns one :class:`LatencyStats` per case, in order."""
+    cases = list(cases)
+    if not cases:
+        raise ValueError("measure_latencies(cases): expected at least one (model, example_input) pair")
+    prepared = []
+    for i, case in enumerate(cases):
+        if not (isinstance(case, (tuple, list)) and len(case) == 2):
+            raise TypeError(f"measure_latencies(cases[{i}]): expected a (model, example_input) pair")
+        model, inp = case
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"measure_latency(model): expected an nn.Module, got {type(model).__name__}")
+        args = _as_args(inp)
+        prepared.append((model, args, _synchronizer(args)))
     warmup = _check_count("warmup", warmup, minimum=0)
     repeats = _check_count("repeats", repeats, minimum=1)
     if threads is not None:
         threads = _check_count("threads", threads, minimum=1)
     if not isinstance(backend, str):
         raise TypeError(f"measure_latency(backend): expected a backend name, got {type(backend).__name__}")
-    sync = _synchronizer(args)
 
-    modes = [(m, m.training) for m in model.modules()]
+    modes = [(m, m.training) for model, _, _ in prepared for m in model.modules()]
     old_threads = torch.get_num_threads()
     gc_was_enabled = gc.isenabled()
-    times = []
+    times: list[list[float]] = [[] for _ in prepared]
+    order = list(range(len(prepared)))
     try:
         if threads is not None:
             torch.set_num_threads(threads)
         used_threads = torch.get_num_threads()
-        model.eval()
+        for model, _, _ in prepared:
+            model.eval()
         with use_backend(backend), torch.inference_mode():
-            for _ in range(warmup):
-                model(*args)
-            sync()
+            for model, args, sync in prepared:
+                for _ in range(warmup):
+                    model(*args)
+                sync()
             gc.collect()
             gc.disable()
-            for _ in range(repeats):
-                start = time.perf_counter_ns()
-                model(*args)
-                sync()
-                times.append((time.perf_counter_ns() - start) / 1e6)
+            for r in range(repeats):
+                for i in (order if r % 2 == 0 else order[::-1]):
+                    model, args, sync = prepared[i]
+                    start = time.perf_counter_ns()
+                    model(*args)
+                    sync()
+                    times[i].append((time.perf_counter_ns() - start) / 1e6)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -121,13 +145,16 @@ def measure_latency(
         if torch.get_num_threads() != old_threads:
             torch.set_num_threads(old_threads)
 
-    t = np.asarray(times, dtype=np.float64)
-    p10, median, p90 = np.percentile(t, [10.0, 50.0, 90.0])
-    return LatencyStats(
-        median_ms=float(median), p10_ms=float(p10), p90_ms=float(p90), mean_ms=float(t.mean()),
-        min_ms=float(t.min()), max_ms=float(t.max()), times_ms=tuple(float(x) for x in t),
-        warmup=warmup, threads=used_threads, backend=backend,
-    )
+    stats = []
+    for ts in times:
+        t = np.asarray(ts, dtype=np.float64)
+        p10, median, p90 = np.percentile(t, [10.0, 50.0, 90.0])
+        stats.append(LatencyStats(
+            median_ms=float(median), p10_ms=float(p10), p90_ms=float(p90), mean_ms=float(t.mean()),
+            min_ms=float(t.min()), max_ms=float(t.max()), times_ms=tuple(float(x) for x in t),
+            warmup=warmup, threads=used_threads, backend=backend,
+        ))
+    return stats
 
 
 def example_input(

@@ -46,9 +46,8 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
     lines = [
         f"Task `{summary.get('task', '?')}`, model `{summary.get('model', '?')}`, strategy `{summary.get('strategy', '?')}`, "
         f"selector `{summary.get('selector', '?')}`, {'incremental' if summary.get('incremental', True) else 'one-shot'}. "
-        f"Metric: test {metric} (%) of the seed chosen by validation {metric}. Latency: median of "
-        f"{summary.get('latency_repeats', '?')} forwards at batch 1, our CPU engine, "
-        f"{summary.get('threads', '?')} thread(s). SSM operators: the convolution part of every SSM "
+        f"Metric: test {metric} (%) of the seed chosen by validation {metric}. Latency: our CPU engine, "
+        f"{summary.get('threads', '?')} thread(s), {summary.get('latency_method', 'median of ' + str(summary.get('latency_repeats', '?')) + ' forwards at batch 1')}. SSM operators: the convolution part of every SSM "
         f"layer alone at batch 1, the only part pruning removes (GELU, output mixing, norms, encoder and "
         f"decoder keep their cost).",
         "",

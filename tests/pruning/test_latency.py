@@ -178,3 +178,28 @@ def test_ssm_operators_run_every_prunable_layer_and_only_their_ssm_part():
     assert stats.repeats == 3 and calls == ["ssm"] * 8  # (1 warm-up + 3 timed) x 2 layers, no GELU
     with pytest.raises(ValueError, match="no prunable SSM layer"):
         SSMOperators(torch.nn.Linear(2, 2))
+
+
+def test_measure_latencies_interleaves_the_cases():
+    from s4op_kernels.pruning.latency import measure_latencies
+
+    calls = []
+
+    class Tag(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append(self.name)
+            return x
+
+    a, b = Tag("a").eval(), Tag("b").train()
+    stats = measure_latencies([(a, torch.zeros(1)), (b, torch.zeros(1))], warmup=1, repeats=3)
+    assert [s.repeats for s in stats] == [3, 3]
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then rounds in alternating order
+    assert b.training and not a.training  # modes restored
+    with pytest.raises(ValueError, match="at least one"):
+        measure_latencies([])
+    with pytest.raises(TypeError, match="pair"):
+        measure_latencies([a])

@@ -235,3 +235,13 @@ def test_kernel_norm_selector_prunes_the_smallest_kernels_first():
     n = result.rates[0]["pruned_per_layer"][2]
     assert n >= 1
     assert pruned <= {0, 1, 2} if n <= 3 else pruned >= {0, 1, 2}
+
+
+def test_report_latencies_are_remeasured_round_robin_after_the_search():
+    rec = Recorder({7: 0.5}, {7: 0.5})
+    result = pruner(baseline(), rec, rates=(0.3, 0.7), seeds=(7,)).run()
+    rows = [result.summary["baseline"]] + result.rates
+    for row in rows:
+        for key in ("latency", "latency_batch", "ssm_latency"):
+            assert row[f"{key}_ms"] > 0 and row[f"{key}_in_loop_ms"] > 0
+    assert "round-robin" in result.summary["latency_method"]

@@ -11,6 +11,14 @@ from torch.utils.data import Dataset
 PAD = 0  # token index 0 is padding in every token task (the backbone's Embedding uses padding_idx=0)
 
 
+_TOKEN_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)
+
+
+def token_dtype(vocab_size: int) -> torch.dtype:
+    """The narrowest dtype that stores token indices below ``vocab_size`` (int16 up to 32767, else int64)."""
+    return torch.int16 if vocab_size <= 32767 else torch.int64
+
+
 class DataFormatError(ValueError):
     """A file on disk is not in the format its task expects. The message names the file (and line)."""
 
@@ -45,7 +53,9 @@ class TaskInfo:
 class TaskDataset(Dataset):
     """A whole split held in memory as two tensors.
 
-    x: (N, L) int64 token indices, or (N, L, C) float32 values.
+    x: (N, L) integer token indices, or (N, L, C) float32 values.  Tokens may be stored in a narrow integer
+       dtype (int16 holds any vocabulary below 32768: a quarter of int64's memory for a whole split);
+       ``ds[i]`` always returns them as int64.
     y: (N,) int64 class indices, or (N, K) float32 0/1 targets when ``multilabel``.
     lengths: (N,) int64 valid length of each sequence (positions >= length are padding).
 
@@ -58,8 +68,9 @@ class TaskDataset(Dataset):
                  split: str = "train", return_lengths: bool = False):
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} examples but y has {y.shape[0]}")
-        if info.vocab_size is not None and (x.dim() != 2 or x.dtype != torch.int64):
-            raise ValueError(f"token task {info.task!r} needs x of shape (N, L) int64, got {tuple(x.shape)} {x.dtype}")
+        if info.vocab_size is not None and (x.dim() != 2 or x.dtype not in _TOKEN_DTYPES):
+            raise ValueError(f"token task {info.task!r} needs x of shape (N, L) and an integer dtype, "
+                             f"got {tuple(x.shape)} {x.dtype}")
         if info.in_channels is not None and (x.dim() != 3 or x.shape[2] != info.in_channels):
             raise ValueError(
                 f"continuous task {info.task!r} needs x of shape (N, L, {info.in_channels}), got {tuple(x.shape)}")
@@ -93,9 +104,12 @@ class TaskDataset(Dataset):
         return self.x.shape[0]
 
     def __getitem__(self, i):
+        x = self.x[i]
+        if self.info.vocab_size is not None and x.dtype != torch.int64:
+            x = x.long()
         if self.return_lengths:
-            return self.x[i], self.y[i], self.lengths[i]
-        return self.x[i], self.y[i]
+            return x, self.y[i], self.lengths[i]
+        return x, self.y[i]
 
     def __repr__(self) -> str:
         kind = f"vocab_size={self.vocab_size}" if self.vocab_size is not None else f"in_channels={self.in_channels}"

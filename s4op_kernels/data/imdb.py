@@ -29,7 +29,7 @@ from typing import List, Tuple, Union
 import numpy as np
 import torch
 
-from s4op_kernels.data.base import PAD, DataFormatError, TaskDataset, TaskInfo, seeded_split
+from s4op_kernels.data.base import PAD, DataFormatError, TaskDataset, TaskInfo, seeded_split, token_dtype
 
 BYTE_OFFSET = 1  # token = byte + BYTE_OFFSET, so no byte (not even 0x00) becomes PAD = 0
 VOCAB_SIZE = 256 + BYTE_OFFSET
@@ -110,8 +110,8 @@ def _list_split(base: Path, folder: str) -> Tuple[List[Path], np.ndarray]:
 
 
 def _read_tokens(paths: List[Path], max_len: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """x: (N, max_len) int64 tokens and lengths: (N,) int64 of the files ``paths``."""
-    x = torch.full((len(paths), max_len), PAD, dtype=torch.int64)
+    """x: (N, max_len) int16 tokens (see ``TaskDataset``) and lengths: (N,) int64 of the files ``paths``."""
+    x = torch.full((len(paths), max_len), PAD, dtype=token_dtype(VOCAB_SIZE))
     xn = x.numpy()  # shares memory: filled in place, no second (N, max_len) buffer
     lengths = np.empty((len(paths),), dtype=np.int64)
     for i, p in enumerate(paths):
@@ -126,7 +126,7 @@ def _read_tokens(paths: List[Path], max_len: int) -> Tuple[torch.Tensor, torch.T
             raise DataFormatError(p, "empty review file")
         n = len(data)
         row = xn[i, :n]
-        row[:] = np.frombuffer(data, dtype=np.uint8)  # widen to int64 first: 255 + 1 must not wrap in uint8
+        row[:] = np.frombuffer(data, dtype=np.uint8)  # widen to int16 first: 255 + 1 must not wrap in uint8
         row += BYTE_OFFSET
         lengths[i] = n
     return x, torch.from_numpy(lengths)
@@ -141,7 +141,8 @@ def load(root, split: str = "train", max_len: int = 4096, val_fraction: float = 
         ``train`` is the rest) or ``"test"``.
     max_len: sequence length L; longer reviews are truncated, shorter ones padded with PAD (0).
 
-    Returns a :class:`TaskDataset` with x: (N, max_len) int64 tokens (``byte + 1``, 0 = PAD),
+    Returns a :class:`TaskDataset` with x: (N, max_len) tokens (``byte + 1``, 0 = PAD; stored as int16,
+    ``ds[i]`` gives int64),
     y: (N,) int64 (neg = 0, pos = 1), lengths: (N,) valid lengths, and
     ``TaskInfo(task="imdb", num_classes=2, vocab_size=257, seq_len=max_len)``.
     """

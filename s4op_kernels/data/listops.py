@@ -286,7 +286,7 @@ def load(root, split: str = "train", max_len: Optional[int] = None, *, truncate:
          append_eos: bool = True, unknown: str = "error") -> TaskDataset:
     """Load ``<root>/basic_{split}.tsv`` as a token :class:`TaskDataset`.
 
-    x: (N, seq_len) int64 token indices from the fixed vocabulary :data:`VOCAB` (0 = padding), each
+    x: (N, seq_len) token indices (stored as int16, ``ds[i]`` gives int64) from the fixed vocabulary :data:`VOCAB` (0 = padding), each
     sequence followed by ``<eos>`` when ``append_eos`` (the reference S4's default). y: (N,) int64 in 0..9.
     lengths: (N,) valid tokens per row.
 
@@ -329,7 +329,7 @@ def load(root, split: str = "train", max_len: Optional[int] = None, *, truncate:
 
     lengths = np.array([len(ids) for ids in encoded], dtype=np.int64)
     seq_len = max_len if max_len is not None else int(lengths.max(initial=1))
-    x = np.full((len(encoded), seq_len), PAD, dtype=np.int64)
+    x = np.full((len(encoded), seq_len), PAD, dtype=np.int16)  # 18 tokens; ds[i] gives int64
     for i, ids in enumerate(encoded):
         x[i, :len(ids)] = ids
     y = np.array([r[1] for r in rows], dtype=np.int64)

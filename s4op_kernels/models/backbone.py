@@ -177,6 +177,8 @@ class SequenceClassifier(nn.Module):
         """x: (B, L) int64 tokens (0 = padding) or (B, L, C) float; lengths: optional (B,) valid lengths
         of continuous inputs (positions >= lengths[b] are padding).  Returns logits (B, num_classes)."""
         mask = self._valid_mask(x, lengths)  # (B, L) bool, or None when every position is valid
+        if self.vocab_size is not None and x.dtype not in (torch.int64, torch.int32):
+            x = x.long()  # tokens stored narrow (e.g. int16); Embedding takes int64/int32
         h = self.encoder(x).transpose(1, 2)  # (B, L, H) -> (B, H, L): the SSM layers' layout
         for block in self.blocks:
             h = block(h)
@@ -192,9 +194,9 @@ class SequenceClassifier(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"SequenceClassifier.forward(x): expected a torch.Tensor, got {type(x).__name__}")
         if self.vocab_size is not None:
-            if x.dim() != 2 or x.dtype not in (torch.int64, torch.int32):
+            if x.dim() != 2 or x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
                 raise ValueError(
-                    f"SequenceClassifier.forward(x): token model expects (B, L) int64 token indices, "
+                    f"SequenceClassifier.forward(x): token model expects (B, L) integer token indices, "
                     f"got shape {tuple(x.shape)} {x.dtype}")
             # Token inputs mark their own padding; lengths, if given, must agree with it and add nothing.
             return x != 0

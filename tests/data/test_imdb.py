@@ -80,7 +80,8 @@ def test_sizes_labels_and_info(acl, use_parent):
     n_val = round(n_train * 0.1)
     assert (len(tr), len(va), len(te)) == (n_train - n_val, n_val, 5)
     for ds in (tr, va, te):
-        assert ds.x.shape == (len(ds), 64) and ds.x.dtype == torch.int64
+        assert ds.x.shape == (len(ds), 64) and ds.x.dtype == torch.int16  # stored narrow
+        assert ds[0][0].dtype == torch.int64  # handed out as int64
         assert ds.y.dtype == torch.int64 and ds.lengths.shape == (len(ds),)
         assert ds.info.task == "imdb" and ds.num_classes == 2 and ds.seq_len == 64
         assert ds.vocab_size == imdb.VOCAB_SIZE == 257 and ds.in_channels is None
@@ -97,7 +98,7 @@ def test_byte_mapping_truncation_and_padding(acl, max_len):
     seen = truncated = 0
     for split in ("train", "val", "test"):
         ds = imdb.load(base, split, max_len=max_len)
-        for x, y, n in zip(ds.x, ds.y, ds.lengths):
+        for x, y, n in zip(ds.x.long(), ds.y, ds.lengths):
             label, length = expect[x.numpy().tobytes()]  # KeyError = a row that is no file's bytes + 1
             assert int(y) == label and int(n) == length
             assert bool((x[:length] >= imdb.BYTE_OFFSET).all()) and bool((x[length:] == PAD).all())
@@ -115,7 +116,7 @@ def test_extreme_bytes_and_decode(acl):
     content = files[("train", 0, f"{4 * 13 + 1}_2.txt")]  # the review ending in 0x00 0xFF 0x7F
     tr = imdb.load(base, "train", max_len=256, val_fraction=0.5, split_seed=0)
     va = imdb.load(base, "val", max_len=256, val_fraction=0.5, split_seed=0)
-    x = torch.cat([tr.x, va.x])
+    x = torch.cat([tr.x, va.x]).long()
     lengths = torch.cat([tr.lengths, va.lengths])
     hits = [i for i in range(len(x)) if imdb.decode(x[i]) == content]
     assert len(hits) == 1
@@ -132,7 +133,7 @@ def test_val_split_is_seeded_and_disjoint(acl):
     all_train = _rows_by_content(files, "train", 32)
 
     def keys(ds):
-        return [r.numpy().tobytes() for r in ds.x]
+        return [r.numpy().tobytes() for r in ds.x.long()]
 
     tr = keys(imdb.load(base, "train", max_len=32, val_fraction=0.25, split_seed=7))
     va = keys(imdb.load(base, "val", max_len=32, val_fraction=0.25, split_seed=7))

@@ -128,7 +128,8 @@ def test_load_round_trip(small_root):
         ds = data.load("listops", small_root, split)
         rows = (small_root / f"basic_{split}.tsv").read_text().splitlines()[1:]
         assert len(ds) == n and ds.vocab_size == len(listops.VOCAB) == 18 and ds.num_classes == 10
-        assert ds.x.dtype == torch.int64 and ds.x.shape == (n, ds.seq_len)
+        assert ds.x.dtype == torch.int16 and ds.x.shape == (n, ds.seq_len)  # stored narrow
+        assert ds[0][0].dtype == torch.int64  # handed out as int64
         assert ds.seq_len == int(ds.lengths.max())
         for i, row in enumerate(rows):
             source, target = row.split("\t")

@@ -180,7 +180,7 @@ def test_pruned_and_compacted_layers_work_inside_the_backbone():
 # ---------------------------------------------------------------------- input checks and layer registry
 def test_inputs_of_the_wrong_kind_are_rejected_with_the_expected_shape():
     tok, cont = build_model(TINY, TOKENS, seed=0), build_model(TINY, CONT, seed=0)
-    with pytest.raises(ValueError, match=r"\(B, L\) int64"):
+    with pytest.raises(ValueError, match=r"\(B, L\) integer"):
         tok(torch.randn(2, 16, 3))
     with pytest.raises(ValueError, match=r"\(B, L, 3\) float"):
         cont(torch.randn(2, 16, 4))
@@ -256,3 +256,10 @@ def test_config_json_round_trip_and_validated_overrides():
                 {"dt_min": 0.5, "dt_max": 0.1}, {"patience": 0}, {"prenorm": 1}):
         with pytest.raises(ValueError):
             c.replace(**bad)
+
+
+def test_narrow_integer_tokens_give_the_same_logits():
+    model = build_model(TINY, TOKENS, seed=0).eval()
+    x = torch.randint(1, TOKENS.vocab_size, (2, 16), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert torch.equal(model(x), model(x.to(torch.int16)))

@@ -12,6 +12,14 @@ rate prunes only the difference among the still-active channels (nested, increme
 from s4op_kernels.pruning.allocation import STRATEGIES, allocate, max_prunable
 from s4op_kernels.pruning.latency import LatencyStats, example_input, measure_latency
 from s4op_kernels.pruning.params import compact_model, count_parameters
+from s4op_kernels.pruning.search import (
+    DEFAULT_RATES,
+    PAPER_SEEDS,
+    IncrementalPruner,
+    OneShotPruner,
+    PruningResult,
+    SearchMismatchError,
+)
 from s4op_kernels.pruning.selection import (
     SELECTORS,
     PrunableSpec,
@@ -32,4 +40,5 @@ __all__ = [
     "ssm_layers", "named_ssm_layers", "make_generator", "select_channels", "prune_model",
     "count_parameters", "compact_model",
     "LatencyStats", "measure_latency", "example_input",
+    "IncrementalPruner", "OneShotPruner", "PruningResult", "SearchMismatchError", "DEFAULT_RATES", "PAPER_SEEDS",
 ]

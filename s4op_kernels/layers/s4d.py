@@ -373,11 +373,14 @@ class S4DLayer(nn.Module):
         """(W (2H, H), bias (2H,) or None) when output_linear is the reference's Conv1d(H, 2H, 1) + GLU over
         channels with no hooks, so it may be computed as a GEMM; None for anything else (run as is)."""
         seq = self.output_linear
-        if not (len(seq) == 2 and type(seq[0]) is nn.Conv1d and type(seq[1]) is nn.GLU and not _has_hooks(seq)):
+        mods = tuple(seq._modules.values())  # direct: Sequential indexing costs microseconds per forward
+        if not (len(mods) == 2 and type(mods[0]) is nn.Conv1d and type(mods[1]) is nn.GLU):
             return None
-        conv = seq[0]
+        conv, glu = mods
+        if _has_hooks(seq, conv, glu):
+            return None
         if not (conv.kernel_size == (1,) and conv.stride == (1,) and conv.padding == (0,) and conv.dilation == (1,)
-                and conv.groups == 1 and conv.padding_mode == "zeros" and seq[1].dim in (-2, 1)):
+                and conv.groups == 1 and conv.padding_mode == "zeros" and glu.dim in (-2, 1)):
             return None
         return conv.weight.squeeze(-1), conv.bias
 
@@ -433,10 +436,11 @@ def _replace_tensor(module: nn.Module, name: str, value: torch.Tensor) -> None:
         module._buffers[name] = value
 
 
-def _has_hooks(module: nn.Module) -> bool:
-    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules()) or bool(
-        nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
-    )
+def _has_hooks(*modules: nn.Module) -> bool:
+    """True if any of ``modules`` (listed explicitly: callers know the structure they bypass) or the global
+    registry has forward (pre-)hooks, which a fused path would skip."""
+    return bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks) or any(
+        m._forward_hooks or m._forward_pre_hooks for m in modules)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

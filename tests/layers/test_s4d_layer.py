@@ -527,3 +527,19 @@ def test_compact_layer_trains_after_an_inference_mode_forward():
     y, _ = layer(u)
     y.sum().backward()
     assert layer.kernel.log_dt.grad is not None or layer.D.grad is not None
+
+
+@pytest.mark.parametrize("where", ["output_linear", "conv", "glu"])
+def test_hooks_anywhere_in_the_mixing_keep_the_module_path_in_inference(where):
+    layer = make_s4d(6, 4, 16, torch.float32).eval()
+    u = make_input(2, 6, 20, 16, torch.float32)
+    target = {"output_linear": layer.output_linear, "conv": layer.output_linear[0], "glu": layer.output_linear[1]}[where]
+    seen = []
+    handle = target.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
+    with torch.inference_mode():
+        hooked = layer(u)[0]
+    handle.remove()
+    with torch.inference_mode():
+        fused = layer(u)[0]
+    assert len(seen) == 1
+    torch.testing.assert_close(hooked, fused, rtol=1e-5, atol=1e-6)

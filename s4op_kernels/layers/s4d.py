@@ -303,9 +303,6 @@ class S4DLayer(nn.Module):
         self._invalidate()
         return super()._apply(fn, recurse)
 
-    def _ssm_tensors(self) -> list[torch.Tensor]:
-        return [getattr(self.get_submodule(owner), name) for owner, name in _SSM_TENSORS]
-
     def _kernel_spectrum(self, L: int, n_fft: int, rows: torch.Tensor) -> torch.Tensor:
         """rfft of the active channels' kernels, (A, n_fft // 2 + 1) complex; cached in inference."""
         k = self.kernel  # direct attribute reads: this runs on every forward, get_submodule is slow

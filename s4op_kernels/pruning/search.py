@@ -28,8 +28,7 @@ import torch
 from torch import nn
 
 from s4op_kernels.pruning.allocation import allocate
-from s4op_kernels.pruning.latency import (SSMOperators, example_input, measure_latencies, measure_latency,
-                                          measure_ssm_latency)
+from s4op_kernels.pruning.latency import SSMOperators, example_input, measure_latencies
 from s4op_kernels.pruning.params import compact_model, count_parameters
 from s4op_kernels.pruning.selection import prune_model, ssm_layers
 
@@ -185,19 +184,22 @@ class IncrementalPruner:
         atomic_write_bytes(self.out_dir / SEARCH_FILE, json.dumps(state, indent=2).encode())
 
     # ------------------------------------------------------------------ measuring
-    def _measure(self, model: nn.Module) -> tuple[float, float, float]:
-        """Median latency (ms) of a compacted copy: whole model at batch 1 and at ``latency_batch_size``,
-        and its SSM operators alone at batch 1 (the part pruning acts on)."""
-        deployed = compact_model(model).eval()
+    def _measure(self, models: list) -> list[tuple[float, float, float]]:
+        """Per model, median latency (ms) of a compacted copy: the whole model at batch 1 and at
+        ``latency_batch_size``, and its SSM operators alone at batch 1 (the part pruning acts on).  Several
+        models are timed round-robin (``measure_latencies``), so their numbers are comparable."""
+        deployed = [compact_model(m).eval() for m in models]
         info = self.train_ds.info
         timing = dict(warmup=self.latency_warmup, repeats=self.latency_repeats, threads=self.threads)
-        stats = [measure_latency(deployed, example_input(info, batch_size=b), **timing)
-                 for b in (1, self.latency_batch_size)]
-        ssm = measure_ssm_latency(deployed, 1, info.seq_len, **timing)
-        return stats[0].median_ms, stats[1].median_ms, ssm.median_ms
+        b1 = measure_latencies([(m, example_input(info, batch_size=1)) for m in deployed], **timing)
+        bn = measure_latencies([(m, example_input(info, batch_size=self.latency_batch_size)) for m in deployed],
+                               **timing)
+        u = torch.randn(1, self.H, info.seq_len, generator=torch.Generator().manual_seed(0))
+        ssm = measure_latencies([(SSMOperators(m), u) for m in deployed], **timing)
+        return [(a.median_ms, b.median_ms, c.median_ms) for a, b, c in zip(b1, bn, ssm)]
 
     def _describe(self, model: nn.Module, val_metric: float, test_metric: Optional[float]) -> dict:
-        lat1, latb, ssm = self._measure(model)
+        (lat1, latb, ssm), = self._measure([model])
         layers = ssm_layers(model)
         return {
             "val_metric": val_metric, "test_metric": test_metric, "latency_ms": lat1, "latency_batch_ms": latb,
@@ -267,17 +269,10 @@ class IncrementalPruner:
         latencies are comparable with each other; the in-loop numbers (used for the latency budget) stay as
         ``*_in_loop``."""
         models = [self.baseline] + [self._models.get(r["rate"]) or self._load_rate_model(r) for r in state["rates"]]
-        deployed = [compact_model(m).eval() for m in models]
-        info = self.train_ds.info
-        timing = dict(warmup=self.latency_warmup, repeats=self.latency_repeats, threads=self.threads)
-        b1 = measure_latencies([(m, example_input(info, batch_size=1)) for m in deployed], **timing)
-        bn = measure_latencies([(m, example_input(info, batch_size=self.latency_batch_size)) for m in deployed], **timing)
-        u = torch.randn(1, self.H, info.seq_len, generator=torch.Generator().manual_seed(0))
-        ssm = measure_latencies([(SSMOperators(m), u) for m in deployed], **timing)
-        for row, a, b, c in zip([state["baseline"]] + state["rates"], b1, bn, ssm):
+        for row, times in zip([state["baseline"]] + state["rates"], self._measure(models)):
             for key in ("latency_ms", "latency_batch_ms", "ssm_latency_ms"):
                 row.setdefault(f"{key[:-3]}_in_loop_ms", row[key])
-            row["latency_ms"], row["latency_batch_ms"], row["ssm_latency_ms"] = a.median_ms, b.median_ms, c.median_ms
+            row["latency_ms"], row["latency_batch_ms"], row["ssm_latency_ms"] = times
         state["latency_method"] = (f"after the search, all models round-robin: {self.latency_warmup} warm-up + "
                                    f"{self.latency_repeats} timed forwards each, median")
 
@@ -395,12 +390,12 @@ class PruningResult:
 
 
 def _bar(total: int, initial: int, progress: Optional[bool], desc: str):
-    import sys
-
     from tqdm.auto import tqdm
 
-    enabled = progress if progress is not None else sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, desc=desc, unit="candidate", disable=not enabled, leave=False)
+    from s4op_kernels.training import _progress_enabled  # one rule for when bars show
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="candidate", disable=not _progress_enabled(progress),
+                leave=False)
 
 
 def summary_rate(summary: dict, rate: float) -> Optional[dict]:

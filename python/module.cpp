@@ -6,9 +6,12 @@
 #include <dlfcn.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <algorithm>
 #include <complex>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -131,8 +134,8 @@ s4op::cpu::Epilogue parse_activation(const std::string& activation) {
 
 template <typename T>
 void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, Arr& out, int num_threads,
-                          s4op::cpu::Epilogue epilogue, bool write_pruned, const char* real_name,
-                          const char* complex_name) {
+                          s4op::cpu::Epilogue epilogue, bool write_pruned, const std::optional<double>& extra_value,
+                          const char* real_name, const char* complex_name) {
   check_dtype<std::complex<T>>(k_f, "k_f", complex_name);
   check_dtype<T>(D, "D", real_name);
   check_dtype<T>(out, "out", real_name);
@@ -161,11 +164,18 @@ void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, 
     s4op::cpu::sparse_fftconv_f64(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned,
                                   out_batch_stride);
   }
+  // After the core, which validates everything before writing: a refused call leaves out untouched.
+  if (extra_value && out.shape[1] > H) {
+    const T v = static_cast<T>(*extra_value);
+    for (int64_t b = 0; b < B; ++b) {
+      std::fill(py_ + b * out_batch_stride + H * L, py_ + (b + 1) * out_batch_stride, v);
+    }
+  }
 }
 
 void sparse_fftconv(const py::handle& u_, const py::handle& k_f_, const py::handle& D_, const py::handle& active_,
                     int64_t n_fft, const py::handle& out_, int num_threads, const std::string& activation,
-                    bool write_pruned) {
+                    bool write_pruned, const std::optional<double>& extra_value) {
   const s4op::cpu::Epilogue epilogue = parse_activation(activation);
   Arr u = check_array(u_, "u", 3);
   Arr k_f = check_array(k_f_, "k_f", 2);
@@ -175,11 +185,11 @@ void sparse_fftconv(const py::handle& u_, const py::handle& k_f_, const py::hand
   check_dtype<int64_t>(active, "active", "int64");
   check_threads(num_threads);
   if (is_float32(u)) {
-    sparse_fftconv_typed<float>(u, k_f, D, active, n_fft, out, num_threads, epilogue, write_pruned, "float32",
-                                "complex64 (u is float32)");
+    sparse_fftconv_typed<float>(u, k_f, D, active, n_fft, out, num_threads, epilogue, write_pruned, extra_value,
+                                "float32", "complex64 (u is float32)");
   } else if (is_float64(u)) {
-    sparse_fftconv_typed<double>(u, k_f, D, active, n_fft, out, num_threads, epilogue, write_pruned, "float64",
-                                 "complex128 (u is float64)");
+    sparse_fftconv_typed<double>(u, k_f, D, active, n_fft, out, num_threads, epilogue, write_pruned, extra_value,
+                                 "float64", "complex128 (u is float64)");
   } else {
     throw py::type_error("u: expected float32 or float64, got " + std::string(py::str(u.a.dtype())));
   }
@@ -282,11 +292,12 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("sparse_fftconv", &sparse_fftconv, py::arg("u"), py::arg("k_f"), py::arg("D"), py::arg("active"),
         py::arg("n_fft"), py::arg("out"), py::arg("num_threads"), py::kw_only(), py::arg("activation") = "none",
-        py::arg("write_pruned") = true,
+        py::arg("write_pruned") = true, py::arg("extra_value") = py::none(),
         "out[b, h] = f(irfft(rfft(u[b, h], n_fft) * k_f[j])[:L] + D[j] u[b, h]) for h = active[j], "
         "out[b, h] = f(u[b, h]) otherwise (left untouched if write_pruned is False), f = identity "
         "(activation='none') or the exact GELU ('gelu').  u: (B, H, L) float32/float64; out: (B, H, L), or "
-        "(B, H' > H, L) whose channels >= H are left untouched; k_f: (A, n_fft//2+1) complex; D: (A,); "
+        "(B, H' > H, L) whose channels >= H are left untouched, or set to extra_value if given; "
+        "k_f: (A, n_fft//2+1) complex; D: (A,); "
         "active: (A,) int64 strictly increasing in [0, H).");
 
   m.def("s4d_kernel", &s4d_kernel, py::arg("C"), py::arg("log_dt"), py::arg("log_A_real"), py::arg("A_imag"),

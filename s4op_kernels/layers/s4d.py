@@ -23,7 +23,7 @@ _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 # storage) or to the h-th active channel (compact storage).
 _SSM_TENSORS = (("", "D"), ("kernel", "C"), ("kernel", "log_dt"), ("kernel", "log_A_real"), ("kernel", "A_imag"))
 _ACTIVE_KEY = "active_channels"
-_SPECTRUM_CACHE_SIZE = 8
+_CONV_CACHE_SIZE = 8  # sequence lengths whose convolution arguments an S4DLayer keeps in inference
 
 ChannelIndex = Union[torch.Tensor, Iterable[int]]
 
@@ -133,7 +133,8 @@ class S4DLayer(nn.Module):
         self._active = torch.arange(d_model)  # sorted int64 on CPU: the channels whose SSM runs
         self._compact = False  # True: SSM tensors hold only the active rows, in order
         self._device_index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._spectrum_cache: dict[tuple, tuple[tuple, torch.Tensor]] = {}
+        self._conv_cache: dict[tuple, tuple[list, tuple]] = {}  # (L, device) -> (token, _conv_args)
+        self._folded_cache: Optional[tuple[tuple, torch.Tensor]] = None  # (token, _folded_weights)
 
     # ------------------------------------------------------------------ pruning
     @property
@@ -293,41 +294,54 @@ class S4DLayer(nn.Module):
     # ------------------------------------------------------------------ caching
     def _invalidate(self) -> None:
         self._device_index.clear()
-        self._spectrum_cache.clear()
+        self._conv_cache.clear()
+        self._folded_cache = None
 
     def train(self, mode: bool = True) -> "S4DLayer":
-        self._spectrum_cache.clear()
+        self._conv_cache.clear()
         return super().train(mode)
 
     def _apply(self, fn, recurse=True):
         self._invalidate()
         return super()._apply(fn, recurse)
 
-    def _kernel_spectrum(self, L: int, n_fft: int, rows: torch.Tensor) -> torch.Tensor:
-        """rfft of the active channels' kernels, (A, n_fft // 2 + 1) complex; cached in inference."""
-        k = self.kernel  # direct attribute reads: this runs on every forward, get_submodule is slow
-        params = (k.C, k.log_dt, k.log_A_real, k.A_imag)
+    def _ssm_tensor_list(self) -> list[torch.Tensor]:
+        """C, log_dt, log_A_real, A_imag, D, read straight from the modules' dicts (this runs every forward,
+        and nn.Module.__getattr__ costs about half a microsecond a read)."""
+        k = self._modules["kernel"]
+        return [_module_tensor(k, "C"), _module_tensor(k, "log_dt"), _module_tensor(k, "log_A_real"),
+                _module_tensor(k, "A_imag"), _module_tensor(self, "D")]
 
-        def compute() -> torch.Tensor:  # gathers the active rows only on a cache miss
-            C, log_dt, log_A_real, A_imag = (t.index_select(0, rows) for t in params)
-            return torch.fft.rfft(s4d_kernel(C, log_dt, log_A_real, A_imag, L), n=n_fft)
-
-        cacheable = not self.training and not (torch.is_grad_enabled() and any(t.requires_grad for t in params))
-        if not cacheable:
-            return compute()
-        # Token: any in-place update (optimizer step, load_state_dict) bumps _version; replacing a tensor
-        # changes its storage pointer.
-        token = tuple((t._version, t.data_ptr(), tuple(t.shape)) for t in params)
-        key = (L, n_fft, self.D.dtype, rows.device)
-        hit = self._spectrum_cache.get(key)
+    def _conv_args(self, L: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """What sparse_fftconv needs besides u, for length L: (kernel spectra of the active channels
+        (A, n_fft // 2 + 1), their D (A,), the active channels (A,), n_fft).  Cached per (L, device) in
+        inference, so a forward costs one lookup; rebuilt whenever any SSM tensor changes."""
+        tensors = self._ssm_tensor_list()
+        if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+            return self._build_conv_args(L, device, tensors)
+        # Token: any in-place update (optimizer step, load_state_dict) bumps _version; replacing a tensor or
+        # its .data changes its storage pointer.
+        token = [(t._version, t.data_ptr()) for t in tensors]
+        key = (L, device)
+        hit = self._conv_cache.get(key)
         if hit is not None and hit[0] == token:
             return hit[1]
-        with torch.no_grad():
-            k_f = compute()
-        if len(self._spectrum_cache) >= _SPECTRUM_CACHE_SIZE:
-            self._spectrum_cache.pop(next(iter(self._spectrum_cache)))
-        self._spectrum_cache[key] = (token, k_f)
-        return k_f
+        # Built as normal tensors even under inference_mode: the cache outlives the call, and a later forward
+        # with grad enabled but frozen SSM tensors would save them for backward.
+        with torch.inference_mode(False), torch.no_grad():
+            args = self._build_conv_args(L, device, tensors)
+        if len(self._conv_cache) >= _CONV_CACHE_SIZE:
+            self._conv_cache.pop(next(iter(self._conv_cache)))
+        self._conv_cache[key] = (token, args)
+        return args
+
+    def _build_conv_args(self, L: int, device: torch.device, tensors: list[torch.Tensor]):
+        """_conv_args computed afresh: only the active rows are gathered and only their kernels generated."""
+        n_fft = fft_size(L)
+        rows, active = self._indices(device)
+        C, log_dt, log_A_real, A_imag, D = (t.index_select(0, rows) for t in tensors)
+        k_f = torch.fft.rfft(s4d_kernel(C, log_dt, log_A_real, A_imag, L), n=n_fft)
+        return k_f, D, active, n_fft
 
     # ------------------------------------------------------------------ forward
     def forward(self, u: torch.Tensor, **kwargs) -> tuple[torch.Tensor, None]:
@@ -335,15 +349,14 @@ class S4DLayer(nn.Module):
         self._check_input(u)
         if not self.transposed:
             u = u.transpose(-1, -2)
-        act = self.activation
+        act = self._modules["activation"]
         fuse_gelu = type(act) is nn.GELU and act.approximate == "none" and not _has_hooks(act)
-        gemm = self._gemm_weights() if fuse_gelu and not self.training and not self.dropout.training else None
-        if gemm is not None and gemm[1] is not None:
+        conv = self._gemm_conv() if fuse_gelu and not self.training and not self._modules["dropout"].training else None
+        if conv is not None and _module_tensor(conv, "bias") is not None:
             # Inference: GELU fused into the convolution's row loop, which also writes a channel of ones
             # after the H channels, so the GEMM adds the bias itself (no separate broadcast-and-add pass).
-            W, b = gemm
             y = self._ssm(u, activation="gelu", append_ones=True)  # (B, H + 1, L)
-            y = nn.functional.glu(torch.matmul(torch.cat([W, b.unsqueeze(1)], dim=1), y), dim=-2)
+            y = nn.functional.glu(torch.matmul(self._folded_weights(conv), y), dim=-2)
         else:
             y = self._ssm(u, activation="gelu") if fuse_gelu else act(self._ssm(u))
             y = self._mix(self.dropout(y))
@@ -356,20 +369,20 @@ class S4DLayer(nn.Module):
         GEMM with the bias folded in: the same parameters and result, but oneDNN's 1x1 convolution is several
         times slower than MKL's GEMM on CPU (benchmarks/RESULTS.md).  Anything else (a replaced module, hooks)
         runs as is."""
-        gemm = self._gemm_weights()
-        if gemm is None:
+        conv = self._gemm_conv()
+        if conv is None:
             return self.output_linear(y)
-        W, b = gemm
+        W, b = _module_tensor(conv, "weight").squeeze(-1), _module_tensor(conv, "bias")
         if b is None:
             z = torch.matmul(W, y)
         else:
             z = torch.baddbmm(b.view(1, -1, 1), W.expand(y.shape[0], -1, -1), y)  # (B, 2H, L)
         return torch.nn.functional.glu(z, dim=-2)
 
-    def _gemm_weights(self) -> Optional[tuple[torch.Tensor, Optional[torch.Tensor]]]:
-        """(W (2H, H), bias (2H,) or None) when output_linear is the reference's Conv1d(H, 2H, 1) + GLU over
-        channels with no hooks, so it may be computed as a GEMM; None for anything else (run as is)."""
-        seq = self.output_linear
+    def _gemm_conv(self) -> Optional[nn.Conv1d]:
+        """output_linear's Conv1d when output_linear is the reference's Conv1d(H, 2H, 1) + GLU over channels
+        with no hooks, so it may be computed as a GEMM; None for anything else (run as is)."""
+        seq = self._modules["output_linear"]
         mods = tuple(seq._modules.values())  # direct: Sequential indexing costs microseconds per forward
         if not (len(mods) == 2 and type(mods[0]) is nn.Conv1d and type(mods[1]) is nn.GLU):
             return None
@@ -379,7 +392,21 @@ class S4DLayer(nn.Module):
         if not (conv.kernel_size == (1,) and conv.stride == (1,) and conv.padding == (0,) and conv.dilation == (1,)
                 and conv.groups == 1 and conv.padding_mode == "zeros" and glu.dim in (-2, 1)):
             return None
-        return conv.weight.squeeze(-1), conv.bias
+        return conv
+
+    def _folded_weights(self, conv: nn.Conv1d) -> torch.Tensor:
+        """[W | b] (2H, H + 1) of the output Conv1d, for a GEMM against [y; 1]; cached like _conv_args."""
+        W, b = _module_tensor(conv, "weight"), _module_tensor(conv, "bias")
+        if torch.is_grad_enabled() and (W.requires_grad or b.requires_grad):
+            return torch.cat([W.squeeze(-1), b.unsqueeze(1)], dim=1)
+        token = (W._version, W.data_ptr(), b._version, b.data_ptr())
+        hit = self._folded_cache
+        if hit is not None and hit[0] == token:
+            return hit[1]
+        with torch.inference_mode(False), torch.no_grad():
+            Wb = torch.cat([W.squeeze(-1), b.unsqueeze(1)], dim=1)
+        self._folded_cache = (token, Wb)
+        return Wb
 
     def _ssm(self, u: torch.Tensor, activation: str = "none", append_ones: bool = False) -> torch.Tensor:
         """The SSM part: u (B, H, L) -> y (B, H, L), followed by GELU if ``activation="gelu"``; with
@@ -387,11 +414,7 @@ class S4DLayer(nn.Module):
         if self.num_active == 0:
             y = nn.functional.gelu(u) if activation == "gelu" else u
             return torch.cat([y, y.new_ones(y.shape[0], 1, y.shape[2])], dim=1) if append_ones else y
-        L = u.shape[-1]
-        n_fft = fft_size(L)
-        rows, active = self._indices(u.device)
-        k_f = self._kernel_spectrum(L, n_fft, rows)
-        D = self.D.index_select(0, rows)
+        k_f, D, active, n_fft = self._conv_args(u.shape[-1], u.device)
         return sparse_fftconv(u, k_f, D, active, n_fft, activation, append_ones)
 
     def _check_input(self, u: Any) -> None:
@@ -431,6 +454,14 @@ def _replace_tensor(module: nn.Module, name: str, value: torch.Tensor) -> None:
         setattr(module, name, new)
     else:
         module._buffers[name] = value
+
+
+def _module_tensor(module: nn.Module, name: str) -> torch.Tensor:
+    """``getattr(module, name)`` for a parameter or buffer, without nn.Module.__getattr__."""
+    t = module._parameters.get(name)
+    if t is None:
+        t = module._buffers.get(name)
+    return t if t is not None else getattr(module, name)
 
 
 def _has_hooks(*modules: nn.Module) -> bool:

@@ -78,14 +78,10 @@ def _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation="none", append_ones
     _check_activation(activation)
     u = u.contiguous()
     B, H, L = u.shape
-    if append_ones:
-        out = u.new_empty(B, H + 1, L)
-        out[:, H].fill_(1)  # the core fills channels [0, H) and leaves this one alone
-    else:
-        out = torch.empty_like(u)
+    out = u.new_empty(B, H + 1 if append_ones else H, L)  # the core fills channels [0, H), the binding the ones
     _ext.C().sparse_fftconv(
         u.numpy(), k_f.contiguous().numpy(), D.contiguous().numpy(), active.contiguous().numpy(), n_fft,
-        out.numpy(), torch.get_num_threads(), activation=activation,
+        out.numpy(), torch.get_num_threads(), activation=activation, extra_value=1.0 if append_ones else None,
     )
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -392,6 +393,46 @@ def test_eval_caches_spectrum_and_invalidates(monkeypatch):
         layer.eval()
         layer(u)
         assert counter.calls == 8
+
+
+def test_eval_caches_notice_replaced_data_and_mixing_weights(monkeypatch):
+    counter = _CountingKernel(monkeypatch)
+    layer = make_s4d(5, 4, 13)
+    u = make_input(2, 5, 24, 13)
+    with torch.inference_mode():
+        layer(u)
+        layer.D.data = layer.D.data + 1.0  # new storage, same Parameter object, no version bump
+        y = layer(u)[0]
+        assert counter.calls == 2
+        assert_close(y, s4d_layer64(layer, u), torch.float32)
+    conv = layer.output_linear[0]
+    with torch.no_grad():
+        conv.bias.add_(0.5)  # the folded [W | b] must follow
+        y = layer(u)[0]
+        assert_close(y, s4d_layer64(layer, u), torch.float32)
+        conv.weight.data = conv.weight.data * 2.0
+        y = layer(u)[0]
+        assert_close(y, s4d_layer64(layer, u), torch.float32)
+    assert counter.calls == 2  # the mixing weights do not touch the kernel cache
+
+
+def test_cached_inference_state_serves_a_later_forward_with_grad():
+    # Frozen parameters, input that needs grad: after an inference-mode forward filled the caches, a forward
+    # under autograd must still run and backpropagate to the input (no inference tensors saved for backward).
+    layer = make_s4d(6, 4, 14).set_active_channels([0, 2, 5])
+    for p in layer.parameters():
+        p.requires_grad_(False)
+    u = make_input(2, 6, 30, 14)
+    with torch.inference_mode():
+        y0 = layer(u)[0]
+    x = u.clone().requires_grad_(True)
+    y = layer(x)[0]
+    y.sum().backward()
+    assert torch.allclose(y.detach(), y0, rtol=1e-5, atol=1e-6) and x.grad is not None
+    x64 = u.double().requires_grad_(True)
+    layer64 = copy.deepcopy(layer).double()
+    layer64(x64)[0].sum().backward()
+    assert torch.allclose(x.grad.double(), x64.grad, rtol=1e-4, atol=1e-5)
 
 
 def test_eval_with_grad_does_not_reuse_graph(monkeypatch):

@@ -212,6 +212,19 @@ def test_binding_out_may_have_extra_channels_but_not_fewer():
         C.sparse_fftconv(u.numpy(), k_f.numpy(), D.numpy(), active.numpy(), n, torch.empty(2, 4, 9).numpy(), 1)
 
 
+def test_binding_extra_value_fills_the_extra_channels_and_a_refused_call_writes_nothing():
+    u, k_f, D, active, n = _conv_args(B=2, H=5, L=9)
+    C = _ext.C()
+    big = torch.full((2, 7, 9), 3.0)
+    C.sparse_fftconv(u.numpy(), k_f.numpy(), D.numpy(), active.numpy(), n, big.numpy(), 2, extra_value=1.0)
+    assert torch.equal(big[:, :5], sparse_fftconv(u, k_f, D, active, n)) and torch.all(big[:, 5:] == 1.0)
+    untouched = torch.full((2, 7, 9), 3.0)
+    bad_active = active.flip(0).numpy().copy()  # not increasing: refused by the core
+    with pytest.raises(ValueError, match="increasing"):
+        C.sparse_fftconv(u.numpy(), k_f.numpy(), D.numpy(), bad_active, n, untouched.numpy(), 2, extra_value=1.0)
+    assert torch.all(untouched == 3.0)
+
+
 def test_layer_fuses_gelu_only_when_it_is_the_standard_unhooked_gelu():
     layer = make_s4d(6, 8, 3, torch.float32).set_active_channels([1, 4]).eval()
     u = make_input(2, 6, 40, 3, torch.float32)

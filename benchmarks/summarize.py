@@ -34,13 +34,14 @@ def main(paths):
     if paired:
         out.append("Paired rounds (bench_ratios.py), medians of per-round ratios:\n")
         out.append("| shape | rate | ours ms | floor ms | ours / floor | SSM ms | SSM dense ms | SSM / dense | "
-                   "active fraction | difference | fused pass: SSM share / dense | difference |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                   "active fraction | difference | fused pass: SSM share / dense | difference | u.clone() ms |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in paired:
             out.append(f"| {fmt_shape(r['shape'])} | {int(r['rate'] * 100)} % | {r['ours_ms']:.2f} | {r['floor_ms']:.2f} | "
                        f"{r['ours_over_floor']:.2f} | {r['ssm_ms']:.2f} | {r['ssm_dense_ms']:.2f} | {r['ssm_fraction']:.3f} | "
                        f"{r['active_fraction']:.3f} | {r['ssm_deviation']:+.3f} | "
-                       f"{r.get('fused_ssm_fraction', float('nan')):.3f} | {r.get('fused_ssm_deviation', float('nan')):+.3f} |")
+                       f"{r.get('fused_ssm_fraction', float('nan')):.3f} | {r.get('fused_ssm_deviation', float('nan')):+.3f} | "
+                       f"{r.get('clone_ms', float('nan')):.2f} |")
         out.append("")
         rows = [r for r in rows if r.get("subject") != "ratios"]
     by = defaultdict(dict)

@@ -133,8 +133,8 @@ class S4DLayer(nn.Module):
         self._active = torch.arange(d_model)  # sorted int64 on CPU: the channels whose SSM runs
         self._compact = False  # True: SSM tensors hold only the active rows, in order
         self._device_index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._conv_cache: dict[tuple, tuple[list, tuple]] = {}  # (L, device) -> (token, _conv_args)
-        self._folded_cache: Optional[tuple[tuple, torch.Tensor]] = None  # (token, _folded_weights)
+        self._conv_cache: dict[tuple, tuple[list, tuple]] = {}  # (L, device) -> (_token, _conv_args)
+        self._folded_cache: Optional[tuple[list, torch.Tensor]] = None  # (_token, _folded_weights)
 
     # ------------------------------------------------------------------ pruning
     @property
@@ -319,20 +319,19 @@ class S4DLayer(nn.Module):
         tensors = self._ssm_tensor_list()
         if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
             return self._build_conv_args(L, device, tensors)
-        # Token: any in-place update (optimizer step, load_state_dict) bumps _version; replacing a tensor or
-        # its .data changes its storage pointer.
-        token = [(t._version, t.data_ptr()) for t in tensors]
         key = (L, device)
         hit = self._conv_cache.get(key)
-        if hit is not None and hit[0] == token:
+        if hit is not None and _token_matches(hit[0], tensors):
             return hit[1]
         # Built as normal tensors even under inference_mode: the cache outlives the call, and a later forward
         # with grad enabled but frozen SSM tensors would save them for backward.
         with torch.inference_mode(False), torch.no_grad():
             args = self._build_conv_args(L, device, tensors)
+        if not _trackable(tensors):
+            return args
         if len(self._conv_cache) >= _CONV_CACHE_SIZE:
             self._conv_cache.pop(next(iter(self._conv_cache)))
-        self._conv_cache[key] = (token, args)
+        self._conv_cache[key] = (_token(tensors), args)
         return args
 
     def _build_conv_args(self, L: int, device: torch.device, tensors: list[torch.Tensor]):
@@ -399,13 +398,13 @@ class S4DLayer(nn.Module):
         W, b = _module_tensor(conv, "weight"), _module_tensor(conv, "bias")
         if torch.is_grad_enabled() and (W.requires_grad or b.requires_grad):
             return torch.cat([W.squeeze(-1), b.unsqueeze(1)], dim=1)
-        token = (W._version, W.data_ptr(), b._version, b.data_ptr())
         hit = self._folded_cache
-        if hit is not None and hit[0] == token:
+        if hit is not None and _token_matches(hit[0], (W, b)):
             return hit[1]
         with torch.inference_mode(False), torch.no_grad():
             Wb = torch.cat([W.squeeze(-1), b.unsqueeze(1)], dim=1)
-        self._folded_cache = (token, Wb)
+        if _trackable((W, b)):
+            self._folded_cache = (_token((W, b)), Wb)
         return Wb
 
     def _ssm(self, u: torch.Tensor, activation: str = "none", append_ones: bool = False) -> torch.Tensor:
@@ -462,6 +461,28 @@ def _module_tensor(module: nn.Module, name: str) -> torch.Tensor:
     if t is None:
         t = module._buffers.get(name)
     return t if t is not None else getattr(module, name)
+
+
+def _token(tensors) -> list:
+    """What a cached value was computed from: each tensor itself (held, so its id cannot be reused), its
+    version (bumped by any in-place update: optimizer step, load_state_dict) and its storage pointer (changed
+    by assigning ``.data``)."""
+    return [(t, t._version, t.data_ptr()) for t in tensors]
+
+
+def _trackable(tensors) -> bool:
+    """Whether a _token can follow these tensors: inference tensors (created under inference_mode) have no
+    version counter, so what is computed from them is never cached."""
+    return not any(t.is_inference() for t in tensors)
+
+
+def _token_matches(token: list, tensors) -> bool:
+    if len(token) != len(tensors):
+        return False
+    for (t, version, ptr), x in zip(token, tensors):
+        if t is not x or version != x._version or ptr != x.data_ptr():
+            return False
+    return True
 
 
 def _has_hooks(*modules: nn.Module) -> bool:

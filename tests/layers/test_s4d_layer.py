@@ -401,7 +401,9 @@ def test_eval_caches_notice_replaced_data_and_mixing_weights(monkeypatch):
     u = make_input(2, 5, 24, 13)
     with torch.inference_mode():
         layer(u)
+    with torch.no_grad():
         layer.D.data = layer.D.data + 1.0  # new storage, same Parameter object, no version bump
+    with torch.inference_mode():
         y = layer(u)[0]
         assert counter.calls == 2
         assert_close(y, s4d_layer64(layer, u), torch.float32)
@@ -414,6 +416,27 @@ def test_eval_caches_notice_replaced_data_and_mixing_weights(monkeypatch):
         y = layer(u)[0]
         assert_close(y, s4d_layer64(layer, u), torch.float32)
     assert counter.calls == 2  # the mixing weights do not touch the kernel cache
+
+
+def test_eval_caches_notice_parameters_replaced_again_and_again():
+    # Replacing a parameter by a fresh one of the same size, repeatedly, recycles storage addresses (A, B,
+    # A, ...) with every version counter at 0: the cache must still see a different tensor each time.
+    layer = make_s4d(6, 4, 15)
+    u = make_input(1, 6, 16, 15)
+    g = torch.Generator().manual_seed(15)
+    for _ in range(4):
+        layer.D = nn.Parameter(torch.randn(6, generator=g))
+        layer.output_linear[0].bias = nn.Parameter(torch.randn(12, generator=g))
+        with torch.inference_mode():
+            assert_close(layer(u)[0], s4d_layer64(layer, u), torch.float32)
+    # Parameters made under inference_mode have no version counter: never cached, always right.
+    with torch.inference_mode():
+        for _ in range(3):
+            layer.D = nn.Parameter(torch.randn(6, generator=g))
+            layer.output_linear[0].bias = nn.Parameter(torch.randn(12, generator=g))
+            assert_close(layer(u)[0], s4d_layer64(layer, u), torch.float32)
+            layer.D.add_(1.0)
+            assert_close(layer(u)[0], s4d_layer64(layer, u), torch.float32)
 
 
 def test_cached_inference_state_serves_a_later_forward_with_grad():

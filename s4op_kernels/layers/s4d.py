@@ -297,6 +297,13 @@ class S4DLayer(nn.Module):
         self._conv_cache.clear()
         self._folded_cache = None
 
+    def __getstate__(self):
+        # Pickled (torch.save of the module, copy.deepcopy) without the caches: they are derived data, and
+        # kept they made a saved layer (H=64, N=64) 2.2 MB instead of 72 KB after one forward at L=4096.
+        state = super().__getstate__()
+        state.update(_device_index={}, _conv_cache={}, _folded_cache=None)
+        return state
+
     def train(self, mode: bool = True) -> "S4DLayer":
         self._conv_cache.clear()
         return super().train(mode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
 
 import pytest
@@ -437,6 +438,26 @@ def test_eval_caches_notice_parameters_replaced_again_and_again():
             assert_close(layer(u)[0], s4d_layer64(layer, u), torch.float32)
             layer.D.add_(1.0)
             assert_close(layer(u)[0], s4d_layer64(layer, u), torch.float32)
+
+
+def test_saved_and_copied_layers_leave_the_caches_behind():
+    layer = make_s4d(16, 8, 16).set_active_channels(list(range(0, 16, 2)))
+    u = make_input(1, 16, 512, 16)
+    before = len(_saved(layer))
+    with torch.inference_mode():
+        y = layer(u)[0]
+    assert layer._conv_cache and len(_saved(layer)) == before
+    for clone in (copy.deepcopy(layer), torch.load(io.BytesIO(_saved(layer)), weights_only=False)):
+        assert not clone._conv_cache and clone._folded_cache is None
+        with torch.inference_mode():
+            assert torch.equal(clone(u)[0], y)
+    assert layer._conv_cache  # the original keeps its own
+
+
+def _saved(module) -> bytes:
+    buf = io.BytesIO()
+    torch.save(module, buf)
+    return buf.getvalue()
 
 
 def test_cached_inference_state_serves_a_later_forward_with_grad():

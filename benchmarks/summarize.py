@@ -27,21 +27,27 @@ def fmt_shape(s):
     return "B={} H={} N={} L={}".format(*s)
 
 
+def ratio_table(rows) -> list[str]:
+    """Markdown lines of the paired-ratio table (rows as harness.measure_ratios returns them)."""
+    out = ["| shape | rate | ours ms | floor ms | ours / floor | SSM ms | SSM dense ms | SSM / dense | "
+           "active fraction | difference | fused pass: SSM share / dense | difference | u.clone() ms |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (tuple(r["shape"]), r["rate"])):
+        out.append(f"| {fmt_shape(r['shape'])} | {int(r['rate'] * 100)} % | {r['ours_ms']:.2f} | {r['floor_ms']:.2f} | "
+                   f"{r['ours_over_floor']:.2f} | {r['ssm_ms']:.2f} | {r['ssm_dense_ms']:.2f} | {r['ssm_fraction']:.3f} | "
+                   f"{r['active_fraction']:.3f} | {r['ssm_deviation']:+.3f} | "
+                   f"{r.get('fused_ssm_fraction', float('nan')):.3f} | {r.get('fused_ssm_deviation', float('nan')):+.3f} | "
+                   f"{r.get('clone_ms', float('nan')):.2f} |")
+    return out
+
+
 def main(paths):
     rows, machine = load(paths)
     out = []
-    paired = sorted((r for r in rows if r.get("subject") == "ratios"), key=lambda r: (r["shape"], r["rate"]))
+    paired = [r for r in rows if r.get("subject") == "ratios"]
     if paired:
         out.append("Paired rounds (bench_ratios.py), medians of per-round ratios:\n")
-        out.append("| shape | rate | ours ms | floor ms | ours / floor | SSM ms | SSM dense ms | SSM / dense | "
-                   "active fraction | difference | fused pass: SSM share / dense | difference | u.clone() ms |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in paired:
-            out.append(f"| {fmt_shape(r['shape'])} | {int(r['rate'] * 100)} % | {r['ours_ms']:.2f} | {r['floor_ms']:.2f} | "
-                       f"{r['ours_over_floor']:.2f} | {r['ssm_ms']:.2f} | {r['ssm_dense_ms']:.2f} | {r['ssm_fraction']:.3f} | "
-                       f"{r['active_fraction']:.3f} | {r['ssm_deviation']:+.3f} | "
-                       f"{r.get('fused_ssm_fraction', float('nan')):.3f} | {r.get('fused_ssm_deviation', float('nan')):+.3f} | "
-                       f"{r.get('clone_ms', float('nan')):.2f} |")
+        out.extend(ratio_table(paired))
         out.append("")
         rows = [r for r in rows if r.get("subject") != "ratios"]
     by = defaultdict(dict)

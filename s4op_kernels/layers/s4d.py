@@ -313,11 +313,10 @@ class S4DLayer(nn.Module):
         return super()._apply(fn, recurse)
 
     def _ssm_tensor_list(self) -> list[torch.Tensor]:
-        """C, log_dt, log_A_real, A_imag, D, read straight from the modules' dicts (this runs every forward,
-        and nn.Module.__getattr__ costs about half a microsecond a read)."""
-        k = self._modules["kernel"]
-        return [_module_tensor(k, "C"), _module_tensor(k, "log_dt"), _module_tensor(k, "log_A_real"),
-                _module_tensor(k, "A_imag"), _module_tensor(self, "D")]
+        """The _SSM_TENSORS (D, C, log_dt, log_A_real, A_imag), read straight from the modules' dicts (this
+        runs every forward, and nn.Module.__getattr__ costs about half a microsecond a read)."""
+        owners = {"": self, "kernel": self._modules["kernel"]}
+        return [_module_tensor(owners[owner], name) for owner, name in _SSM_TENSORS]
 
     def _conv_args(self, L: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         """What sparse_fftconv needs besides u, for length L: (kernel spectra of the active channels
@@ -345,7 +344,7 @@ class S4DLayer(nn.Module):
         """_conv_args computed afresh: only the active rows are gathered and only their kernels generated."""
         n_fft = fft_size(L)
         rows, active = self._indices(device)
-        C, log_dt, log_A_real, A_imag, D = (t.index_select(0, rows) for t in tensors)
+        D, C, log_dt, log_A_real, A_imag = (t.index_select(0, rows) for t in tensors)
         k_f = torch.fft.rfft(s4d_kernel(C, log_dt, log_A_real, A_imag, L), n=n_fft)
         return k_f, D, active, n_fft
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <complex>
+#include <cstring>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -243,6 +244,32 @@ void s4d_kernel(const py::handle& C_, const py::handle& log_dt_, const py::handl
   }
 }
 
+// True iff a[i] and b[i] hold the same bytes for every i (same count, same sizes).  The layers' caches use it
+// to check, on every inference forward, that the tensors a cached value was built from still hold exactly
+// the bytes of the copies it was built from (an in-place edit through .data bypasses the version counter).
+// Reads only the arrays' own buffers, so no argument can make it read foreign memory.
+bool same_bytes(const py::sequence& a, const py::sequence& b) {
+  const size_t n = py::len(a);
+  if (py::len(b) != n) return false;
+  for (size_t i = 0; i < n; ++i) {
+    const py::handle x = a[i], y = b[i];
+    for (const py::handle& h : {x, y}) {
+      if (!py::isinstance<py::array>(h)) {
+        throw py::type_error("same_bytes: expected sequences of numpy arrays, got " +
+                             std::string(py::str(py::type::handle_of(h).attr("__name__"))));
+      }
+    }
+    const auto xa = py::reinterpret_borrow<py::array>(x), ya = py::reinterpret_borrow<py::array>(y);
+    if (!(xa.flags() & py::array::c_style) || !(ya.flags() & py::array::c_style)) {
+      throw py::value_error("same_bytes: arrays must be C-contiguous");
+    }
+    const size_t nbytes = static_cast<size_t>(xa.nbytes());
+    if (static_cast<size_t>(ya.nbytes()) != nbytes) return false;
+    if (nbytes && std::memcmp(xa.data(), ya.data(), nbytes) != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -299,6 +326,10 @@ PYBIND11_MODULE(_C, m) {
         "(B, H' > H, L) whose channels >= H are left untouched, or set to extra_value if given; "
         "k_f: (A, n_fft//2+1) complex; D: (A,); "
         "active: (A,) int64 strictly increasing in [0, H).");
+
+  m.def("same_bytes", &same_bytes, py::arg("a"), py::arg("b"),
+        "True iff a[i] and b[i] (C-contiguous numpy arrays) hold the same bytes for every i: the exact check "
+        "behind the layers' inference caches.");
 
   m.def("s4d_kernel", &s4d_kernel, py::arg("C"), py::arg("log_dt"), py::arg("log_A_real"), py::arg("A_imag"),
         py::arg("active"), py::arg("L"), py::arg("out"), py::arg("num_threads"),

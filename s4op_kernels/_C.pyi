@@ -1,6 +1,6 @@
 # Type stub of the compiled core (python/module.cpp).  Arrays are NumPy arrays (zero-copy views of CPU
 # tensors); every function validates them and raises TypeError / ValueError.
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -12,10 +12,14 @@ def next_fast_size(n: int) -> int:
 
 def sparse_fftconv(
     u: np.ndarray, k_f: np.ndarray, D: np.ndarray, active: np.ndarray, n_fft: int, out: np.ndarray, num_threads: int,
-    *, activation: str = "none", write_pruned: bool = True,
+    *, activation: str = "none", write_pruned: bool = True, extra_value: Optional[float] = None,
 ) -> None:
     """out (B, H, L) = f(sparse-channel FFT convolution of u (B, H, L) with spectra k_f (A, n_fft//2+1)),
-    f = identity or GELU; pruned rows f(u), or untouched when write_pruned is False."""
+    f = identity or GELU; pruned rows f(u), or untouched when write_pruned is False.  out may be
+    (B, H' > H, L): channels >= H are left untouched, or set to extra_value if given."""
+
+def same_bytes(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
+    """True iff a[i] and b[i] (C-contiguous arrays) hold the same bytes for every i."""
 
 def use_openmp(library: str) -> str:
     """Run parallel sections on the already loaded OpenMP runtime `library`; returns the backend name."""

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Optional, Union
 import torch
 from torch import nn
 
+from s4op_kernels.layers._snapshot import TensorSnapshot
 from s4op_kernels.ops import fft_size, s4d_kernel, sparse_fftconv
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
@@ -127,14 +128,16 @@ class S4DLayer(nn.Module):
         self.activation = nn.GELU()
         self.dropout = TiedDropout(dropout) if dropout > 0.0 else nn.Identity()
         self.output_linear = nn.Sequential(nn.Conv1d(d_model, 2 * d_model, kernel_size=1), nn.GLU(dim=-2))
-        if device is not None or dtype is not None:
-            self.to(device=device, dtype=dtype)
 
         self._active = torch.arange(d_model)  # sorted int64 on CPU: the channels whose SSM runs
         self._compact = False  # True: SSM tensors hold only the active rows, in order
         self._device_index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._conv_cache: dict[tuple, tuple[list, tuple]] = {}  # (L, device) -> (_token, _conv_args)
-        self._folded_cache: Optional[tuple[list, torch.Tensor]] = None  # (_token, _folded_weights)
+        self._conv_cache: dict[tuple, tuple[TensorSnapshot, tuple]] = {}  # (L, device) -> (sources, _conv_args)
+        self._folded_cache: Optional[tuple[TensorSnapshot, torch.Tensor]] = None  # (sources, _folded_weights)
+        # Created on the CPU in float32 and then moved, so a seed gives the reference's values on any device and
+        # dtype (after the caches exist: _apply clears them).
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
 
     # ------------------------------------------------------------------ pruning
     @property
@@ -210,11 +213,14 @@ class S4DLayer(nn.Module):
                 if isinstance(v, bool):
                     raise TypeError(f"{name}: expected integer channel indices, got the bool {v!r}")
                 try:
-                    values.append(operator.index(v))
+                    v = operator.index(v)
                 except TypeError:
                     raise TypeError(
                         f"{name}: expected integer channel indices, got {v!r} ({type(v).__name__})"
                     ) from None
+                if not 0 <= v < H:  # before torch.tensor, which cannot hold ints beyond 64 bits
+                    raise IndexError(f"{name}: channel index {v} out of range for d_model={H} (valid: 0..{H - 1})")
+                values.append(v)
             active = torch.tensor(values, dtype=torch.int64)
         if active.numel():
             lo, hi = int(active.min()), int(active.max())
@@ -247,13 +253,41 @@ class S4DLayer(nn.Module):
             _replace_tensor(module, name, old.detach().index_select(0, rows.to(old.device)).clone())
         self._invalidate()
 
-    def _resize_rows(self, n: int) -> None:
-        """Give every per-channel SSM tensor ``n`` uninitialized rows (before a state_dict load)."""
+    def _prepare_rows(self, prefix: str, state_dict, target: torch.Tensor, stored: torch.Tensor, error_msgs) -> bool:
+        """Before a state_dict load that changes which channels the SSM rows hold (``stored`` -> ``target``):
+        a tensor the state dict carries gets ``len(target)`` fresh rows for the load to fill; a missing one
+        (``strict=False``) keeps this layer's own values of the ``target`` channels, or, where the layer does
+        not hold them, the load is refused (never uninitialized memory).  Returns False after an error."""
+        keep = torch.isin(target, stored)
+        plan = []
         for owner, name in _SSM_TENSORS:
+            key = prefix + (owner + "." if owner else "") + name
+            if key in state_dict:
+                want = (target.numel(), *getattr(self.get_submodule(owner), name).shape[1:])
+                got = tuple(getattr(state_dict[key], "shape", ()))
+                if got != want:  # refused before any tensor is replaced: a failed load changes nothing
+                    error_msgs.append(f"size mismatch for {key}: the state dict has shape {got}, expected {want}")
+                    return False
+                plan.append((owner, name, None))
+            elif bool(keep.all()):
+                plan.append((owner, name, torch.searchsorted(stored, target)))
+            else:
+                lack = target[~keep].tolist()
+                error_msgs.append(
+                    f"{key} is missing from the state dict, and this layer holds no values of channels {lack[:8]} "
+                    f"to keep in its place (it stores {stored.numel()} of {self.h} channels); load a state dict "
+                    f"that has {key}, or into a layer that stores those channels")
+                return False
+        for owner, name, rows in plan:
             module = self.get_submodule(owner)
-            old = getattr(module, name)
-            _replace_tensor(module, name, old.detach().new_empty((n, *old.shape[1:])))
+            old = getattr(module, name).detach()
+            if rows is None:
+                new = old.new_empty((target.numel(), *old.shape[1:]))  # filled by the load that follows
+            else:
+                new = old.index_select(0, rows.to(old.device)).clone()
+            _replace_tensor(module, name, new)
         self._invalidate()
+        return True
 
     # ------------------------------------------------------------------ state dict
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -281,9 +315,12 @@ class S4DLayer(nn.Module):
                 f"(dense) or {active.numel()} (compacted, one per active channel)"
             )
             return
-        want_rows = active.numel() if compact else self.h
-        if want_rows != self.D.shape[0]:
-            self._resize_rows(want_rows)
+        # The channels the SSM rows will hold, and those they hold now.
+        target = active if compact else torch.arange(self.h)
+        stored = self._active if self._compact else torch.arange(self.h)
+        if target.numel() != stored.numel() or not torch.equal(target, stored):
+            if not self._prepare_rows(prefix, state_dict, target, stored, error_msgs):
+                return
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
         if key in unexpected_keys:
             unexpected_keys.remove(key)
@@ -321,23 +358,23 @@ class S4DLayer(nn.Module):
     def _conv_args(self, L: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         """What sparse_fftconv needs besides u, for length L: (kernel spectra of the active channels
         (A, n_fft // 2 + 1), their D (A,), the active channels (A,), n_fft).  Cached per (L, device) in
-        inference, so a forward costs one lookup; rebuilt whenever any SSM tensor changes."""
+        inference, so a forward costs one lookup and one exact comparison of the SSM tensors with the copies
+        the cached value was built from (layers/_snapshot.py): any change to them, however made, rebuilds it."""
         tensors = self._ssm_tensor_list()
         if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
             return self._build_conv_args(L, device, tensors)
         key = (L, device)
         hit = self._conv_cache.get(key)
-        if hit is not None and _token_matches(hit[0], tensors):
+        if hit is not None and hit[0].matches(tensors):
             return hit[1]
-        # Built as normal tensors even under inference_mode: the cache outlives the call, and a later forward
-        # with grad enabled but frozen SSM tensors would save them for backward.
+        # The snapshot is taken before the build and the build reads only its copies, so the cached value is
+        # exactly a function of what the snapshot holds, even if another thread changes a tensor meanwhile.
+        snapshot = TensorSnapshot(tensors)
         with torch.inference_mode(False), torch.no_grad():
-            args = self._build_conv_args(L, device, tensors)
-        if not _trackable(tensors):
-            return args
+            args = self._build_conv_args(L, device, snapshot.copies)
         if len(self._conv_cache) >= _CONV_CACHE_SIZE:
             self._conv_cache.pop(next(iter(self._conv_cache)))
-        self._conv_cache[key] = (_token(tensors), args)
+        self._conv_cache[key] = (snapshot, args)
         return args
 
     def _build_conv_args(self, L: int, device: torch.device, tensors: list[torch.Tensor]):
@@ -405,12 +442,13 @@ class S4DLayer(nn.Module):
         if torch.is_grad_enabled() and (W.requires_grad or b.requires_grad):
             return torch.cat([W.squeeze(-1), b.unsqueeze(1)], dim=1)
         hit = self._folded_cache
-        if hit is not None and _token_matches(hit[0], (W, b)):
+        if hit is not None and hit[0].matches((W, b)):
             return hit[1]
+        snapshot = TensorSnapshot((W, b))
+        Wc, bc = snapshot.copies
         with torch.inference_mode(False), torch.no_grad():
-            Wb = torch.cat([W.squeeze(-1), b.unsqueeze(1)], dim=1)
-        if _trackable((W, b)):
-            self._folded_cache = (_token((W, b)), Wb)
+            Wb = torch.cat([Wc.squeeze(-1), bc.unsqueeze(1)], dim=1)
+        self._folded_cache = (snapshot, Wb)
         return Wb
 
     def _ssm(self, u: torch.Tensor, activation: str = "none", append_ones: bool = False) -> torch.Tensor:
@@ -467,28 +505,6 @@ def _module_tensor(module: nn.Module, name: str) -> torch.Tensor:
     if t is None:
         t = module._buffers.get(name)
     return t if t is not None else getattr(module, name)
-
-
-def _token(tensors) -> list:
-    """What a cached value was computed from: each tensor itself (held, so its id cannot be reused), its
-    version (bumped by any in-place update: optimizer step, load_state_dict) and its storage pointer (changed
-    by assigning ``.data``)."""
-    return [(t, t._version, t.data_ptr()) for t in tensors]
-
-
-def _trackable(tensors) -> bool:
-    """Whether a _token can follow these tensors: inference tensors (created under inference_mode) have no
-    version counter, so what is computed from them is never cached."""
-    return not any(t.is_inference() for t in tensors)
-
-
-def _token_matches(token: list, tensors) -> bool:
-    if len(token) != len(tensors):
-        return False
-    for (t, version, ptr), x in zip(token, tensors):
-        if t is not x or version != x._version or ptr != x.data_ptr():
-            return False
-    return True
 
 
 def _has_hooks(*modules: nn.Module) -> bool:

@@ -51,7 +51,7 @@ def sparse_fftconv_ref(
     Returns y: (B, H, L) of u's dtype, or (B, H + 1, L) with a last channel of ones if ``append_ones``
     (so a following 1x1 convolution can fold its bias into the GEMM).  Differentiable in u, k_f and D.
     """
-    if active.numel() == 0:
+    if active.numel() == 0 or u.shape[0] == 0:  # nothing to convolve (MKL refuses a batch of 0 FFTs)
         y = u.clone()
     else:
         L = u.shape[-1]

@@ -6,6 +6,7 @@ import copy
 import io
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -628,3 +629,145 @@ def test_hooks_anywhere_in_the_mixing_keep_the_module_path_in_inference(where):
         fused = layer(u)[0]
     assert len(seen) == 1
     torch.testing.assert_close(hooked, fused, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- the inference cache is never stale
+_CACHED_SOURCES = ["D", "kernel.C", "kernel.log_dt", "kernel.log_A_real", "kernel.A_imag", "output_linear.0.weight",
+                   "output_linear.0.bias"]
+_EDITS = {
+    "data_mul": lambda p: p.data.mul_(3.0),
+    "data_copy": lambda p: p.data.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(3)) * 0.3),
+    "ema": lambda p: p.data.mul_(0.5).add_(torch.full_like(p, 0.2), alpha=0.5),
+    "one_row": lambda p: p.data[-1].add_(0.7),
+    "numpy": lambda p: np.multiply(p.detach().numpy(), 1.5, out=p.detach().numpy()),
+}
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["pruned", "compact"])
+@pytest.mark.parametrize("edit", list(_EDITS))
+@pytest.mark.parametrize("name", _CACHED_SOURCES)
+def test_eval_cache_is_never_stale_whatever_edits_a_source(name, edit, compact):
+    # In-place edits through .data or NumPy bypass the version counter (an EMA update, weight surgery): the
+    # cached spectra and folded weights must still follow.  A deep copy has no caches: the fresh answer.
+    layer = make_s4d(6, 4, 21).set_active_channels([0, 2, 5])
+    layer = layer.compact() if compact else layer
+    u = make_input(2, 6, 24, 21)
+    with torch.no_grad():
+        before = layer(u)[0]
+        with torch.inference_mode():
+            layer(u)  # both modes fill and read the same caches
+        _EDITS[edit](layer.get_parameter(name))
+        after = layer(u)[0]
+        fresh = copy.deepcopy(layer)(u)[0]
+    assert not torch.equal(before, fresh), "the edit must change the output for this test to mean anything"
+    assert torch.equal(after, fresh)
+    with torch.inference_mode():
+        assert torch.equal(layer(u)[0], fresh)
+
+
+def test_eval_cache_built_while_a_source_changes_is_not_kept(monkeypatch):
+    # A parameter updated by another thread while the cached value is being built: the value must describe
+    # one state of the parameters, and the next forward must see the change (a token taken after the build
+    # recorded the new state beside a value computed from the old one: stale forever).  Deterministic: the
+    # kernel generation itself performs the update, once.
+    from s4op_kernels.layers import s4d as mod
+
+    layer = make_s4d(5, 4, 22).set_active_channels([1, 3, 4])
+    u = make_input(1, 5, 16, 22)
+    real, done = mod.s4d_kernel, []
+
+    def updating_during_build(*args, **kwargs):
+        if not done:
+            done.append(True)
+            layer.kernel.log_dt.data.add_(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "s4d_kernel", updating_during_build)
+    with torch.no_grad():
+        first = layer(u)[0]
+        second = layer(u)[0]
+        fresh = copy.deepcopy(layer)(u)[0]
+    assert done and not torch.equal(first, fresh)
+    assert torch.equal(second, fresh)
+
+
+# ---------------------------------------------------------------------- factory keywords
+@pytest.mark.parametrize("kwargs", [dict(dtype=torch.float64), dict(dtype=torch.float32), dict(device="cpu"),
+                                    dict(device=torch.device("cpu")), dict(device="cpu", dtype=torch.float64)],
+                         ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()))
+def test_factory_keywords(kwargs):
+    torch.manual_seed(23)
+    layer = S4DLayer(6, 4, **kwargs)
+    torch.manual_seed(23)
+    plain = S4DLayer(6, 4)
+    dtype = kwargs.get("dtype", torch.float32)
+    for (name, t), (_, t0) in zip(layer.state_dict().items(), plain.state_dict().items()):
+        assert t.dtype == dtype and t.device.type == "cpu", name
+        assert torch.equal(t, t0.to(dtype)), name  # the same seed gives the same values
+    u = make_input(2, 6, 10, 23, dtype)
+    with torch.no_grad():
+        assert_close(layer.eval()(u)[0], s4d_layer64(layer, u), dtype)
+
+
+def test_factory_keyword_meta_device_builds_shapes_only():
+    layer = S4DLayer(6, 4, device="meta")
+    assert all(t.device.type == "meta" for t in layer.state_dict().values())
+    assert layer.kernel.C.shape == (6, 2, 2)
+
+
+# ---------------------------------------------------------------------- loading with keys missing
+def test_non_strict_load_with_ssm_keys_missing_never_leaves_uninitialized_rows():
+    layer = make_s4d(6, 4, 24).set_active_channels([1, 4])
+    compact = layer.compact().state_dict()
+    u = make_input(1, 6, 12, 24)
+    # Into a dense layer: the missing SSM tensors cannot be resized from nothing; refused, not left empty.
+    for missing in ("kernel.log_dt", "D", "kernel.C"):
+        partial = {k: v for k, v in compact.items() if k != missing}
+        fresh = make_s4d(6, 4, 25)
+        fresh.set_active_channels([0, 1, 2])
+        fresh = fresh.compact()  # stores channels 0, 1, 2: channel 4 is not there to keep
+        with pytest.raises(RuntimeError, match=f"{missing}.*missing"):
+            fresh.load_state_dict(partial, strict=False)
+    # Where the layer still holds the channels, a missing tensor keeps the layer's own values (strict=False).
+    target = make_s4d(6, 4, 26)
+    own = target.kernel.log_dt.detach().clone()
+    result = target.load_state_dict({k: v for k, v in compact.items() if k != "kernel.log_dt"}, strict=False)
+    assert result.missing_keys == ["kernel.log_dt"]
+    assert target.is_compact and torch.equal(target.kernel.log_dt.detach(), own[[1, 4]])
+    assert torch.isfinite(target.eval()(u)[0]).all()
+
+
+# ---------------------------------------------------------------------- absurd indices, empty batches
+@pytest.mark.parametrize("idx", [[2**70], [-(2**70)], torch.tensor([2**62])], ids=["huge", "hugely-negative", "tensor"])
+def test_set_active_channels_refuses_huge_indices_clearly(idx):
+    with pytest.raises(IndexError, match="out of range for d_model=4"):
+        S4DLayer(4, 4).set_active_channels(idx)
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+@pytest.mark.parametrize("mode", ["train", "eval", "eval-grad"])
+def test_empty_batch_everywhere(mode, backend):
+    layer = make_s4d(5, 4, 27).set_active_channels([0, 3])
+    layer.train(mode == "train")
+    u = torch.zeros(0, 5, 16, requires_grad=mode != "eval")
+    with s4op_kernels.use_backend(backend), torch.set_grad_enabled(mode != "eval"):
+        y = layer(u)[0]
+    assert y.shape == (0, 5, 16)
+    if mode != "eval":
+        y.sum().backward()
+        assert u.grad.shape == u.shape
+
+
+def test_failed_resizing_load_leaves_the_layer_unchanged():
+    layer = make_s4d(6, 4, 28).set_active_channels([1, 4])
+    bad = layer.compact().state_dict()
+    bad["kernel.C"] = bad["kernel.C"][:1]  # one row where two are due
+    target = make_s4d(6, 4, 29)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(RuntimeError, match="size mismatch for kernel.C"):
+        target.load_state_dict(bad)
+    after = target.state_dict()
+    # The SSM tensors are as they were (torch still loads the other submodules' tensors, as for any module).
+    ssm = ["D", "kernel.C", "kernel.log_dt", "kernel.log_A_real", "kernel.A_imag"]
+    assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in ssm)
+    assert not target.is_compact and not target.is_pruned

@@ -78,3 +78,14 @@ def resolve(device: torch.device, needs_grad: bool) -> str:
 
 def needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def check_same_device(op: str, **tensors: torch.Tensor) -> None:
+    """Raise ValueError unless every tensor is on the first one's device.  Called by each op's kernels and
+    fake: with mixed devices the dispatcher picks one device's kernel (a meta argument selects the fake,
+    which would return uninitialized memory for CPU inputs)."""
+    (first, t0), *rest = tensors.items()
+    for name, t in rest:
+        if t.device != t0.device:
+            raise ValueError(f"{op}: {name} is on {t.device} but {first} is on {t0.device}; all tensors must be on "
+                             "one device")

@@ -38,11 +38,13 @@ def s4d_kernel_ref(
 
 @torch.library.custom_op("s4op::s4d_kernel", mutates_args=())
 def _s4d_kernel_op(C: torch.Tensor, log_dt: torch.Tensor, log_A_real: torch.Tensor, A_imag: torch.Tensor, L: int) -> torch.Tensor:
+    dispatch.check_same_device("s4d_kernel", C=C, log_dt=log_dt, log_A_real=log_A_real, A_imag=A_imag)
     return s4d_kernel_ref(C, log_dt, log_A_real, A_imag, L)
 
 
 @_s4d_kernel_op.register_kernel("cpu")
 def _s4d_kernel_cpu(C, log_dt, log_A_real, A_imag, L):
+    dispatch.check_same_device("s4d_kernel", C=C, log_dt=log_dt, log_A_real=log_A_real, A_imag=A_imag)
     dtype = C.dtype
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"s4d_kernel: C must be float32 or float64 (real view of complex), got {dtype}")
@@ -60,6 +62,7 @@ def _s4d_kernel_cpu(C, log_dt, log_A_real, A_imag, L):
 
 @_s4d_kernel_op.register_fake
 def _(C, log_dt, log_A_real, A_imag, L):
+    dispatch.check_same_device("s4d_kernel", C=C, log_dt=log_dt, log_A_real=log_A_real, A_imag=A_imag)
     return C.new_empty((C.shape[0], L))
 
 

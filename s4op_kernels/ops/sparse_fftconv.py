@@ -69,6 +69,7 @@ def sparse_fftconv_ref(
 def _sparse_fftconv_op(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int,
                        activation: str = "none", append_ones: bool = False) -> torch.Tensor:
     _check_activation(activation)
+    dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
     return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation, append_ones)
 
 
@@ -93,12 +94,14 @@ def _check_activation(activation) -> None:
 
 @_sparse_fftconv_op.register_fake
 def _(u, k_f, D, active, n_fft, activation="none", append_ones=False):
+    dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
     if append_ones:
         return u.new_empty(u.shape[0], u.shape[1] + 1, u.shape[2])
     return torch.empty_like(u)
 
 
 def _check_args(u, k_f, D, active, n_fft) -> None:
+    dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
     if u.dim() != 3:
         raise ValueError(f"sparse_fftconv: u must be (B, H, L), got shape {tuple(u.shape)}")
     if u.dtype not in (torch.float32, torch.float64):

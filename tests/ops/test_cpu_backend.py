@@ -53,7 +53,7 @@ def test_layer_in_eval_uses_the_compiled_ops(monkeypatch):
     u = make_input(1, 6, 40, 0)
     with torch.no_grad():
         y = layer(u)[0]
-    assert calls == ["s4d_kernel", "sparse_fftconv"]
+    assert [c for c in calls if c != "same_bytes"] == ["s4d_kernel", "sparse_fftconv"]  # same_bytes: the cache
     assert_close(y, s4d_layer64(layer, u, [0, 2, 5]), torch.float32)
 
 

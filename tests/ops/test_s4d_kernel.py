@@ -30,3 +30,16 @@ def test_kernel_of_no_rows_is_empty():
     k = make_s4d(3, 4, 0).kernel
     K = s4d_kernel_ref(k.C[:0], k.log_dt[:0], k.log_A_real[:0], k.A_imag[:0], 7)
     assert K.shape == (0, 7)
+
+
+@pytest.mark.parametrize("moved", ["C", "log_dt", "log_A_real", "A_imag"])
+def test_mixed_devices_are_an_error_in_the_op_itself(moved):
+    k = make_s4d(3, 4, 1).kernel
+    args = {name: getattr(k, name).detach() for name in ("C", "log_dt", "log_A_real", "A_imag")}
+    args[moved] = args[moved].to("meta")
+    # A meta C is refused by torch itself before any kernel runs; any other meta argument by the op.
+    exc, match = ((RuntimeError, ValueError), "device") if moved == "C" else (ValueError, f"{moved} is on meta")
+    with pytest.raises(exc, match=match):
+        torch.ops.s4op.s4d_kernel(args["C"], args["log_dt"], args["log_A_real"], args["A_imag"], 5)
+    with pytest.raises(exc, match=match):
+        s4d_kernel(args["C"], args["log_dt"], args["log_A_real"], args["A_imag"], 5)

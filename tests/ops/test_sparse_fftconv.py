@@ -94,3 +94,18 @@ def test_append_ones_adds_a_channel_of_ones_and_changes_nothing_else(backend, ac
         y1 = sparse_fftconv(u, k_f, D, active, n, activation, append_ones=True)
     assert y1.shape == (B, H + 1, L) and y1.is_contiguous()
     assert torch.equal(y1[:, :H], y) and torch.equal(y1[:, H], torch.ones(B, L))
+
+
+@pytest.mark.parametrize("moved", ["u", "k_f", "D", "active"])
+def test_mixed_devices_are_an_error_in_the_op_itself(moved):
+    # A meta argument beside CPU ones selects the fake kernel, which returned uninitialized memory.
+    g = torch.Generator().manual_seed(9)
+    args = dict(u=torch.randn(1, 4, 8, generator=g), k_f=torch.randn(2, 9, generator=g, dtype=torch.complex64),
+                D=torch.randn(2, generator=g), active=torch.tensor([0, 2]))
+    args[moved] = args[moved].to("meta")
+    # A meta u is refused by torch itself before any kernel runs; any other meta argument by the op.
+    exc, match = ((RuntimeError, ValueError), "device") if moved == "u" else (ValueError, f"{moved} is on meta")
+    with pytest.raises(exc, match=match):
+        torch.ops.s4op.sparse_fftconv(args["u"], args["k_f"], args["D"], args["active"], 16)
+    with pytest.raises(exc, match=match):
+        sparse_fftconv(args["u"], args["k_f"], args["D"], args["active"], 16)

@@ -263,3 +263,19 @@ def test_narrow_integer_tokens_give_the_same_logits():
     x = torch.randint(1, TOKENS.vocab_size, (2, 16), generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         assert torch.equal(model(x), model(x.to(torch.int16)))
+
+
+@pytest.mark.parametrize("config", ["ecg-embedded", "listops-small", "imdb-small"])
+def test_empty_batch_in_training_and_inference(config):
+    # A batch of 0 is served everywhere (the reference path once failed inside MKL's FFT).
+    from s4op_kernels.models import build_model, get_config
+
+    token = config != "ecg-embedded"
+    info = TaskInfo("t", 5, 32, vocab_size=20) if token else TaskInfo("t", 5, 32, in_channels=2)
+    model = build_model(get_config(config), info, seed=0)
+    x = torch.zeros(0, 32, dtype=torch.int64) if token else torch.zeros(0, 32, 2)
+    y = model.train()(x)
+    assert y.shape == (0, 5)
+    y.sum().backward()
+    with torch.no_grad():
+        assert model.eval()(x).shape == (0, 5)

@@ -36,7 +36,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Uni
 import numpy as np
 import torch
 
-from s4op_kernels.data.base import DataFormatError, TaskDataset, TaskInfo
+from s4op_kernels.data.base import DataFormatError, TaskDataset, TaskInfo, check_finite, open_utf8
 
 LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -200,14 +200,14 @@ def read_exams_csv(path) -> Dict[int, Tuple[int, np.ndarray]]:
     """Parse a CODE-15% ``exams.csv``: exam_id -> (patient_id, labels (6,) bool in :data:`LABELS` order).
 
     Columns are found by name; other columns (age, death, trace_file, ...) are ignored.  A missing
-    column, a row with the wrong number of fields, a non-integer id, a label that is not True/False, or a
-    repeated exam_id raises :class:`DataFormatError` naming the file and line.
+    column, a row with the wrong number of fields, a non-integer id, a label that is not True/False, a
+    repeated exam_id, or bytes that are not UTF-8 raise :class:`DataFormatError` naming the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: exams.csv not found (CODE-15% layout: exams.csv + exams_part*.hdf5)")
     exams: Dict[int, Tuple[int, np.ndarray]] = {}
-    with open(path, newline="") as f:
+    with open_utf8(path, newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
@@ -291,7 +291,7 @@ def _read_folder(folder: Path, split: Optional[str], val_fraction: float, test_f
     csv_path = folder / "exams.csv"
     exams = read_exams_csv(csv_path)
     # pass 1: which rows of which part belong to this split (only exam ids are read)
-    plan = []  # (path, sorted row indices)
+    plan = []  # (path, sorted row indices, their exam ids)
     chosen_ids, chosen_patients, chosen_labels = [], [], []
     n_total = 0
     n_stored = None
@@ -323,7 +323,7 @@ def _read_folder(folder: Path, split: Optional[str], val_fraction: float, test_f
             room = max_records - n_total
             rows, patients, labels = rows[:room], patients[:room], labels[:room]
         if rows.size:
-            plan.append((path, rows))
+            plan.append((path, rows, ids[rows]))
             chosen_ids.append(ids[rows])
             chosen_patients.append(patients)
             chosen_labels.append(labels)
@@ -337,7 +337,7 @@ def _read_folder(folder: Path, split: Optional[str], val_fraction: float, test_f
     # pass 2: read only the chosen rows, a block at a time, and reduce each block right away so memory
     # holds the prepared split, not the 12-lead 400 Hz tracings
     at = 0
-    for path, rows in plan:
+    for path, rows, row_ids in plan:
         with h5py.File(path, "r") as h5:
             tracings = h5["tracings"]
             for s in range(0, rows.size, _READ_ROWS):
@@ -346,7 +346,14 @@ def _read_folder(folder: Path, split: Optional[str], val_fraction: float, test_f
                     raw = tracings[int(block[0]):int(block[-1]) + 1]
                 else:
                     raw = tracings[block]  # h5py point selection; rows are sorted as it requires
-                x[at:at + block.size] = _prepare(np.asarray(raw), leads, sample_rate, duration, normalize)
+                # the selected leads as stored in x (float32), checked before any filtering spreads a NaN
+                where = [f"{int(r)} (exam_id {int(e)})" for r, e in zip(block, row_ids[s:s + _READ_ROWS])]
+                raw = check_finite(np.asarray(raw)[:, :, leads], path, rows=where, row_name="row",
+                                   stage="in dataset 'tracings'")
+                out = _prepare(raw, list(range(len(leads))), sample_rate, duration, normalize)
+                # resampling or normalising huge (yet float32) values can overflow
+                check_finite(out, path, rows=where, row_name="row", stage="after resampling/normalisation")
+                x[at:at + block.size] = out
                 at += block.size
 
     def cat(parts, shape, dtype):
@@ -713,6 +720,11 @@ def load(root, split: str = "train", synthetic: bool = False, *, sample_rate: in
             stored window (4096 samples = 10.24 s).  Note 7 s records are zero beyond +-3.5 s.
         normalize: scale each record to unit RMS over its selected leads and samples (default False).
         max_records: keep at most this many exams of the split, the first in file order.
+
+    A record whose selected leads hold a NaN or an infinity (after conversion to float32, so float64 values
+    beyond +-3.4e38 count), or overflow when resampled, is refused: :class:`DataFormatError` naming the part
+    file, the number of such values and the first rows with their exam ids
+    (:func:`~s4op_kernels.data.base.check_finite`; nothing is repaired).  ``exams.csv`` must be UTF-8.
 
     Unsplit CODE-15% folder: ``val_fraction`` (default 0.1), ``test_fraction`` (default 0.1) and
     ``split_seed`` (default 0) define the seeded patient split (module docstring).  With ``train/ val/

@@ -35,7 +35,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from s4op_kernels.data.base import PAD, DataFormatError, TaskDataset, TaskInfo
+from s4op_kernels.data.base import PAD, DataFormatError, TaskDataset, TaskInfo, open_utf8
 
 MIN, MAX, MED, SUM_MOD, END = "[MIN", "[MAX", "[MED", "[SM", "]"
 OPERATORS = (MIN, MAX, MED, SUM_MOD)
@@ -251,11 +251,12 @@ def read_tsv(path) -> List[Tuple[List[str], int, int]]:
     """Parse one LRA ListOps TSV file into ``(tokens, target, line_number)`` rows (tokens without parentheses).
 
     Raises :class:`DataFormatError` naming the file and line for a missing/odd header, a row without
-    exactly two tab-separated columns, an empty expression, or a target that is not an integer in 0..9.
+    exactly two tab-separated columns, an empty expression, a target that is not an integer in 0..9, or
+    bytes that are not UTF-8.
     """
     path = Path(path)
     rows = []
-    with open(path, "r", encoding="utf-8") as f:
+    with open_utf8(path) as f:
         header = f.readline()
         if header.rstrip("\r\n").split("\t") != list(HEADER):
             raise DataFormatError(path, f"expected the header 'Source<TAB>Target', got {header.rstrip()[:60]!r}",

@@ -10,7 +10,9 @@ with ``<difficulty>`` one of ``curv_baseline`` (easy, contour length 6), ``curv_
 metadata files are text: one whitespace-separated line per image,
 ``<folder> <file> <index> <label> ...`` (:func:`generate` writes e.g.
 ``imgs/0 sample_0.png 0 1 1 14 4 2 0.5 1 1``): the image is ``<difficulty>/<folder>/<file>`` and the fourth column the label (1 = connected). Only the
-first four columns are read. Files that really are NumPy arrays of strings (``np.save``, as the original
+first four columns are read. Image paths must stay inside ``<difficulty>``: an absolute ``<folder>`` or
+``<file>``, or one leading out through ``..`` or a symlink (checked on the resolved path), is a
+DataFormatError naming the metadata file and line. Text metadata must be UTF-8. Files that really are NumPy arrays of strings (``np.save``, as the original
 generator's ``save_metadata`` writes them) are read too.
 
 Splits. LRA ships no split files. The reference S4 (``state-spaces/s4``, ``PathFinderDataset``) orders the
@@ -52,7 +54,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from s4op_kernels.data.base import DataFormatError, TaskDataset, TaskInfo
+from s4op_kernels.data.base import DataFormatError, TaskDataset, TaskInfo, decode_utf8
 
 NUM_CLASSES = 2
 SPLITS = ("train", "val", "test")
@@ -557,10 +559,7 @@ def _metadata_rows(path: Path) -> List[Tuple[int, List[str]]]:
             raise DataFormatError(path, f"not a NumPy array of strings ({e})") from None
         arr = np.atleast_2d(arr)
         return [(i + 1, [str(v) for v in row]) for i, row in enumerate(arr)]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataFormatError(path, "neither text lines nor a NumPy .npy array") from None
+    text = decode_utf8(raw, path)  # not an .npy array, so UTF-8 text lines: bad bytes name their line
     return [(i + 1, line.split()) for i, line in enumerate(text.splitlines()) if line.strip()]
 
 
@@ -568,15 +567,48 @@ def _batch_key(path: Path):
     return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.stem)
 
 
+class _Containment:
+    """Checks that image paths named in metadata stay inside the dataset folder ``root``.
+
+    A path is refused when one of its two fields is absolute, or when it resolves (following ``..`` and
+    symlinks) to a place outside ``root`` resolved.  Parent folders are resolved once each (a release has
+    a few hundred of them for 200k images); the image itself is resolved only when it is a symlink.
+    """
+
+    def __init__(self, root: Path):
+        self.root, self.real_root = root, root.resolve()
+        self._parents = {}
+
+    def check(self, fields: Sequence[str], mf: Path, lineno: int) -> Path:
+        shown = f"{fields[0]}/{fields[1]}"
+        if any(Path(f).is_absolute() for f in fields[:2]):
+            raise DataFormatError(mf, f"image path {shown!r} is absolute; paths in metadata must be relative to "
+                                      f"the dataset folder {self.root}", line=lineno)
+        img = self.root / fields[0] / fields[1]
+        real_parent = self._parents.get(img.parent)
+        if real_parent is None:
+            real_parent = self._parents[img.parent] = img.parent.resolve()
+        real = real_parent / img.name
+        if img.name == ".." or real.is_symlink():
+            real = img.resolve()
+        if not real.is_relative_to(self.real_root):
+            raise DataFormatError(mf, f"image path {shown!r} leads to {real}, outside the dataset folder "
+                                      f"{self.real_root}; paths in metadata must stay inside it (no '..' or "
+                                      "symlink leading out)", line=lineno)
+        return img
+
+
 def read_metadata(folder) -> Tuple[List[Path], np.ndarray]:
     """All samples of one difficulty folder in the reference order (metadata files by batch number, then
     line order). Returns the image paths and the labels (N,) int64. Zero-byte images are skipped, as the
-    reference S4 and LRA skip the release's one empty PNG; a missing image or a malformed line raises
+    reference S4 and LRA skip the release's one empty PNG; a missing image, an image path that is absolute
+    or leads outside ``folder`` (through ``..`` or a symlink), or a malformed line raises
     :class:`DataFormatError` naming the metadata file and line."""
     folder = Path(folder)
     files = sorted((folder / "metadata").glob("*.npy"), key=_batch_key)
     if not files:
         raise FileNotFoundError(f"no metadata/*.npy in {folder}. " + _layout_hint(folder))
+    inside = _Containment(folder)
     paths, labels = [], []
     for mf in files:
         for lineno, fields in _metadata_rows(mf):
@@ -585,7 +617,7 @@ def read_metadata(folder) -> Tuple[List[Path], np.ndarray]:
                                           f"got {len(fields)}: {' '.join(fields)[:80]!r}", line=lineno)
             if fields[3] not in ("0", "1"):
                 raise DataFormatError(mf, f"label (4th field) must be 0 or 1, got {fields[3]!r}", line=lineno)
-            img = folder / fields[0] / fields[1]
+            img = inside.check(fields, mf, lineno)
             try:
                 size = img.stat().st_size
             except FileNotFoundError:
@@ -611,7 +643,7 @@ def _split_sizes(folder: Path, n: int, val_fraction, test_fraction, split_seed):
     spec = folder / SPLIT_FILE
     if spec.is_file() and val_fraction is None and test_fraction is None:
         try:
-            d = json.loads(spec.read_text())
+            d = json.loads(spec.read_text(encoding="utf-8"))
             sizes = [int(d["train"]), int(d["val"]), int(d["test"])]
         except (ValueError, KeyError, TypeError) as e:
             raise DataFormatError(spec, f"expected JSON with integer 'train', 'val', 'test' ({e})") from None

@@ -43,6 +43,11 @@ What the loader returns (documented choices):
   (a leading or trailing run takes the nearest valid value; an all-missing dimension becomes 0);
   ``missing="zero"`` sets them to 0, which after normalisation is the mean. Missing values are filled after
   normalisation, whose statistics ignore them.
+- Non-finite values: ``inf``, and numbers float32 cannot hold (``|v| > 3.4e38``, e.g. ``1e308``), are refused
+  with a DataFormatError naming the file, the count and the lines (:func:`~s4op_kernels.data.base.check_finite`),
+  as is a normalised value that overflows float32 (``"channel"`` with a tiny training spread); NaN is a
+  missing value, as above.
+- Text: bytes that are not UTF-8 are a DataFormatError naming the line, except in comment lines.
 - ``val`` is a seeded ``val_fraction`` of TRAIN (:func:`seeded_split`); ``train`` is the rest; TEST is
   never split.
 
@@ -54,6 +59,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -61,13 +67,14 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from s4op_kernels.data.base import DataFormatError, TaskDataset, TaskInfo, seeded_split
+from s4op_kernels.data.base import DataFormatError, TaskDataset, TaskInfo, check_finite, not_utf8, seeded_split
 
 SPLITS = ("train", "val", "test")
 FORMATS = (".ts", ".tsv", ".txt")  # searched in this order
 NORMALIZE = ("series", "channel", "none")
 MISSING = ("interpolate", "zero")
 _ZERO_STD = 1e-8  # below this a dimension is treated as constant: centred, not scaled
+_UNDECODED = re.compile(r"[\udc80-\udcff]+")  # bytes that were not UTF-8, after errors="surrogateescape"
 
 
 @dataclass(frozen=True)
@@ -94,9 +101,21 @@ def _read_lines(path: Path) -> List[str]:
         raw = path.read_bytes()
     except OSError as e:
         raise DataFormatError(path, f"cannot read file ({e.strerror or e})") from e
-    # Comments in archive files contain author names in UTF-8 (and occasionally other encodings); numbers and
-    # labels are ASCII, so undecodable bytes are replaced instead of failing the whole file.
-    return raw.decode("utf-8", errors="replace").splitlines()
+    try:
+        return raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        pass
+    # Comments in archive files contain author names in UTF-8 (and occasionally other encodings), so bytes
+    # that are not UTF-8 are tolerated in comment lines (which are skipped).  Elsewhere, replaced, they would
+    # silently change a label or a tag (two labels differing only in such bytes would become one class):
+    # refused, naming the line.
+    lines = raw.decode("utf-8", errors="surrogateescape").splitlines()  # bad bytes -> U+DC80..U+DCFF
+    for n, text in enumerate(lines, start=1):
+        bad = _UNDECODED.search(text)
+        if bad and not text.lstrip().startswith(("#", "%")):
+            column = len(text[:bad.start()].encode("utf-8", "surrogateescape")) + 1
+            raise not_utf8(path, n, bad.group().encode("utf-8", "surrogateescape"), column)
+    return lines
 
 
 def _parse_values(text: str, path: Path, line: int, what: str) -> np.ndarray:
@@ -113,8 +132,6 @@ def _parse_values(text: str, path: Path, line: int, what: str) -> np.ndarray:
                 shown = tok.strip() or "<empty>"
                 raise DataFormatError(path, f"{what}: value {j + 1} is not a number: {shown!r}", line=line) from None
         raise  # pragma: no cover - every token converted one by one, so the array conversion cannot fail
-    if np.isinf(values).any():
-        raise DataFormatError(path, f"{what}: infinite value", line=line)
     return values
 
 
@@ -228,6 +245,8 @@ def _parse_ts(path: Path) -> _Parsed:
         where.append(n)
     if not series:
         raise DataFormatError(path, "no cases after @data")
+    # NaN is a missing value here; +-inf, and values float32 (the stored dtype) cannot hold, are refused
+    check_finite(series, path, rows=where, row_name="line", allow_nan=True)
     return _Parsed(path, tuple(series), tuple(labels), tuple(where), class_names, dims)
 
 
@@ -259,6 +278,7 @@ def _parse_old(path: Path) -> _Parsed:
         where.append(n)
     if not series:
         raise DataFormatError(path, "no cases in file")
+    check_finite(series, path, rows=where, row_name="line", allow_nan=True)  # as in _parse_ts
     return _Parsed(path, tuple(series), tuple(labels), tuple(where), None, 1)
 
 
@@ -459,8 +479,13 @@ def load(root, split: str = "train", name: Optional[str] = None, val_fraction: f
         elif normalize == "channel":
             s = (s - ch_mean) / ch_scale
         s = _fill_missing(s, missing)
-        x[row, : s.shape[1]] = s.T
+        with np.errstate(over="ignore"):  # an overflow to inf is reported below, with its lines
+            x[row, : s.shape[1]] = s.T
         lengths[row] = s.shape[1]
+    # the values read fit float32 (checked by the parser), but scaling by the training portion's spread
+    # (normalize="channel") can push a val/test value beyond it
+    check_finite(x, src.path, rows=[src.lines[j] for j in idx], row_name="line",
+                 stage=f"after normalize={normalize!r}")
 
     info = TaskInfo(task="ucr", num_classes=len(class_names), seq_len=seq_len, in_channels=C,
                     class_names=tuple(class_names))

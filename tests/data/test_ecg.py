@@ -129,6 +129,65 @@ def test_csv_row_with_wrong_field_count_and_missing_column(code15):
         ecg.load(root, "train")
 
 
+def test_non_utf8_csv_names_file_and_line(code15):
+    root, traces, labels, patients = code15
+    rows = [_row(e, patients[e], {}) for e in traces]
+    rows[4]["death"] = "@@"  # the 5th data row is line 6
+    _write_csv(root / "exams.csv", rows)
+    path = root / "exams.csv"
+    path.write_bytes(path.read_bytes().replace(b"@@", "é".encode("latin-1")))
+    with pytest.raises(DataFormatError, match=r"exams\.csv, line 6: bytes b'\\xe9' .* not valid UTF-8; .*UTF-8") as err:
+        ecg.load(root, "train")
+    assert err.value.line == 6 and err.value.path == str(path)
+
+
+def _rewrite_tracing(path, row, edit):
+    with h5py.File(path, "r+") as f:
+        t = f["tracings"][row]
+        edit(t)
+        f["tracings"][row] = t
+
+
+def test_non_finite_tracings_are_refused_naming_part_rows_and_exams(code15):
+    root = code15[0]
+    part0 = root / "exams_part0.hdf5"
+    _rewrite_tracing(part0, 2, lambda t: t.__setitem__((10, 1), np.nan))  # exam 1003, lead II
+    _rewrite_tracing(part0, 7, lambda t: t.__setitem__((slice(0, 3), 1), np.inf))  # exam 1008: 3 values
+    with pytest.raises(DataFormatError) as err:
+        ecg.load(root, "train", val_fraction=0.0, test_fraction=0.0)
+    msg = str(err.value)
+    assert err.value.path == str(part0)
+    assert "4 non-finite values in dataset 'tracings' (1 NaN, 3 infinite" in msg
+    assert "2 rows (rows 2 (exam_id 1003), 7 (exam_id 1008))" in msg
+    # only what x would hold is checked: the other leads of those exams are finite
+    ds = ecg.load(root, "train", val_fraction=0.0, test_fraction=0.0, leads=["I", "V1"])
+    assert len(ds) == 30 and torch.isfinite(ds.x).all()
+
+
+def test_tracings_beyond_float32_are_refused(code15):
+    root = code15[0]
+    part1 = root / "exams_part1.hdf5"
+    with h5py.File(part1, "r") as f:  # rewrite part 1 in float64, as some converters store it
+        t, ids = f["tracings"][()].astype(np.float64), f["exam_id"][()]
+    t[4, 100, 0] = 1e308  # finite in float64, inf in float32
+    with h5py.File(part1, "w") as f:
+        f.create_dataset("tracings", data=t)
+        f.create_dataset("exam_id", data=ids)
+    with pytest.raises(DataFormatError, match=r"1 non-finite value in dataset 'tracings' \(1 infinite.*"
+                                              r"1 row \(row 4 \(exam_id 1023\)\)") as err:
+        ecg.load(root, "train", val_fraction=0.0, test_fraction=0.0)
+    assert err.value.path == str(part1)
+
+
+def test_resampling_overflow_is_refused(code15):
+    # 3.4e38 is a float32 value, but low-pass filtering a record of such values overflows to inf
+    root = code15[0]
+    _rewrite_tracing(root / "exams_part0.hdf5", 5, lambda t: t.__setitem__(slice(None), 3.4e38))
+    assert torch.isfinite(ecg.load(root, "train", val_fraction=0.0, test_fraction=0.0).x).all()  # 400 Hz
+    with pytest.raises(DataFormatError, match=r"after resampling/normalisation.*row 5 \(exam_id 1006\)"):
+        ecg.load(root, "train", val_fraction=0.0, test_fraction=0.0, sample_rate=100)
+
+
 def test_bad_hdf5_layout_is_a_format_error(code15):
     root = code15[0]
     with h5py.File(root / "exams_part1.hdf5", "w") as f:

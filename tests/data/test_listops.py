@@ -181,6 +181,22 @@ def test_malformed_files_name_file_and_line(tmp_path, text, line, match):
     assert f"basic_train.tsv, line {line}" in str(err.value)
 
 
+@pytest.mark.parametrize("bad_line, n_lines", [(1, 3), (2, 3), (700, 1000)])
+def test_non_utf8_file_names_file_and_line(tmp_path, bad_line, n_lines):
+    # the decoder reads ahead in 8 kB chunks: the error must still name the line of the bad bytes
+    lines = ["Source\tTarget"] + ["( [MAX 1 2 ] )\t2"] * (n_lines - 1)
+    lines[bad_line - 1] = lines[bad_line - 1][:3] + "@" + lines[bad_line - 1][3:]
+    root = tmp_path / "latin1"
+    root.mkdir()
+    path = root / "basic_train.tsv"
+    path.write_bytes("\n".join(lines).encode().replace(b"@", b"\xff") + b"\n")
+    with pytest.raises(DataFormatError, match=r"bytes b'\\xff' \(byte \d+ of the line\) are not valid UTF-8; the file "
+                                              r"must be UTF-8") as err:
+        listops.load(root, "train")
+    assert err.value.line == bad_line and err.value.path == str(path)
+    assert f"basic_train.tsv, line {bad_line}:" in str(err.value)
+
+
 def test_unknown_tokens_can_map_to_unk(tmp_path):
     root = _write(tmp_path / "unk", "Source\tTarget\n( [FIRST 1 2 ] )\t1\n")
     ds = listops.load(root, "train", unknown="unk")

@@ -220,6 +220,71 @@ def test_malformed_metadata_names_file_and_line(generated, tmp_path, edit, line,
     assert f"1.npy, line {line}" in str(err.value)
 
 
+def _outside_png(tmp_path):
+    """A valid 32x32 PNG outside the dataset folder: without the containment check it would load silently."""
+    out = tmp_path / "outside"
+    out.mkdir()
+    Image.fromarray(np.full((32, 32), 7, np.uint8)).save(out / "evil.png")
+    return out
+
+
+def _point_line_at(meta, k, folder_field, file_field):
+    lines = meta.read_text().splitlines()
+    fields = lines[k].split()
+    lines[k] = " ".join([folder_field, file_field] + fields[2:])
+    meta.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("how", ["absolute-folder", "absolute-file", "dotdot", "dotdot-in-file"])
+def test_metadata_path_outside_the_dataset_is_refused(generated, tmp_path, how):
+    folder = _copy_tree(generated / FOLDER_EASY, tmp_path / "pf")
+    out = _outside_png(tmp_path)
+    fields = {"absolute-folder": (str(out), "evil.png"),  # like '/etc hostname 2 1'
+              "absolute-file": ("imgs/0", str(out / "evil.png")),
+              "dotdot": ("imgs/../../outside", "evil.png"),
+              "dotdot-in-file": ("imgs/0", "../../../outside/evil.png")}[how]
+    meta = folder / "metadata" / "1.npy"
+    _point_line_at(meta, 2, *fields)
+    match = "is absolute; paths in metadata must be relative" if how.startswith("absolute") else \
+        r"leads to .*evil\.png, outside the dataset folder"
+    with pytest.raises(DataFormatError, match=match) as err:
+        pathfinder.load(folder, "train")
+    assert err.value.path == str(meta) and err.value.line == 3 and "1.npy, line 3:" in str(err.value)
+
+
+def test_metadata_path_through_symlink_out_of_the_dataset_is_refused(generated, tmp_path):
+    folder = _copy_tree(generated / FOLDER_EASY, tmp_path / "pf")
+    out = _outside_png(tmp_path)
+    meta = folder / "metadata" / "0.npy"
+    # a symlinked image file leading out
+    img = folder / "imgs" / "0" / "sample_1.png"
+    img.unlink()
+    img.symlink_to(out / "evil.png")
+    with pytest.raises(DataFormatError, match=r"'imgs/0/sample_1.png' leads to .*outside/evil\.png, outside") as err:
+        pathfinder.read_metadata(folder)
+    assert err.value.path == str(meta) and err.value.line == 2
+    # a symlinked folder leading out
+    img.unlink()
+    img.symlink_to(folder / "imgs" / "1" / "sample_0.png")  # inside the dataset: accepted
+    (folder / "imgs" / "link").symlink_to(out, target_is_directory=True)
+    assert len(pathfinder.read_metadata(folder)[0]) == 20
+    _point_line_at(meta, 4, "imgs/link", "evil.png")
+    with pytest.raises(DataFormatError, match=r"'imgs/link/evil.png' leads to .*outside") as err:
+        pathfinder.read_metadata(folder)
+    assert err.value.line == 5
+
+
+def test_non_utf8_metadata_names_file_and_line(generated, tmp_path):
+    folder = _copy_tree(generated / FOLDER_EASY, tmp_path / "latin1")
+    meta = folder / "metadata" / "2.npy"
+    lines = meta.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"sample_", b"sampl\xe9_")
+    meta.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataFormatError, match=r"bytes b'\\xe9' .* not valid UTF-8; the file must be UTF-8") as err:
+        pathfinder.load(folder, "train")
+    assert err.value.path == str(meta) and err.value.line == 3
+
+
 def test_split_file_must_match_metadata(generated, tmp_path):
     folder = _copy_tree(generated / FOLDER_EASY, tmp_path / "split")
     (folder / "split.json").write_text(json.dumps({"train": 12, "val": 4, "test": 5}))

@@ -246,7 +246,7 @@ def _line_of_case(k):
     ("1,2,3,4,5,6:", r"empty class label"),
     ("1,2,3,4,5:a", r"5 values but the header says @seriesLength 6"),
     ("1,2,,4,5,6:a", r"value 3 is not a number: '<empty>'"),
-    ("1,2,3,inf,5,6:a", r"infinite value"),
+    ("1,2,3,inf,5,6:a", r"1 non-finite value \(1 infinite"),
     ("1,2,3,4,5,6", r"no class label"),
     ("(2007-01-01 00:00:00,1.0),(2007-01-01 00:01:00,2.0):a", r"\(time,value\) pair"),
 ], ids=["dims", "non-numeric", "unknown-label", "empty-label", "series-length", "empty-value", "inf", "no-label",
@@ -262,6 +262,57 @@ def test_malformed_line_names_file_and_line(uni, bad, match):
         ucr.load(root, "test")  # TRAIN is parsed for every split (labels, common length)
     assert e.value.path == str(path.resolve()) and e.value.line == _line_of_case(k)
     assert f"line {_line_of_case(k)}" in str(e.value)
+
+
+def test_values_beyond_float32_are_refused_with_count_and_lines(uni):
+    # 1e308 is finite as parsed (float64) but inf in the float32 x: refused for every normalisation, also
+    # "series", where it would otherwise overflow the statistics into NaN and be filled as "missing"
+    root, _ = uni
+    path = root / "Toy_TRAIN.ts"
+    lines = path.read_text().splitlines()
+    lines[_line_of_case(4) - 1] = "1,2,1e308,4,-1e300,6:a"
+    lines[_line_of_case(7) - 1] = "1,2,3,4,5,3.5e38:b"
+    path.write_text("\n".join(lines) + "\n")
+    for normalize in ("none", "series"):
+        with pytest.raises(DataFormatError) as e:
+            ucr.load(root, "train", normalize=normalize)
+        assert e.value.path == str(path.resolve()) and e.value.line == _line_of_case(4)
+        assert (f"3 non-finite values (3 infinite: inf, or beyond float32's range +-3.403e+38) in 2 lines "
+                f"(lines {_line_of_case(4)}, {_line_of_case(7)})") in str(e.value)
+
+
+def test_missing_values_are_not_non_finite(multi):
+    root, _ = multi  # '?' (NaN) marks a missing value in the format; it is filled, not refused
+    assert torch.isfinite(ucr.load(root, "train", normalize="none").x).all()
+
+
+def test_channel_normalisation_overflow_is_refused(tmp_path):
+    # the values fit float32, but scaled by TRAIN's tiny spread a TEST value does not
+    (tmp_path / "C_TRAIN.tsv").write_text("".join(f"{k % 2}\t{1e-7 * k}\t{-1e-7 * k}\n" for k in range(10)))
+    (tmp_path / "C_TEST.tsv").write_text("0\t0.0\t0.0\n1\t1e37\t0.0\n")
+    assert torch.isfinite(ucr.load(tmp_path, "test", normalize="series").x).all()
+    with pytest.raises(DataFormatError, match=r"C_TEST\.tsv, line 2: 1 non-finite value after "
+                                              r"normalize='channel' \(1 infinite") as e:
+        ucr.load(tmp_path, "test", normalize="channel")
+    assert e.value.line == 2
+
+
+def test_non_utf8_bytes_outside_comments_are_refused(uni, tmp_path):
+    root, _ = uni
+    path = root / "Toy_TRAIN.ts"
+    # a Latin-1 comment (author names) is tolerated...
+    path.write_bytes(path.read_bytes().replace(b"written by the tests", "written by Fran\xe7ois".encode("latin-1")))
+    assert len(ucr.load(root, "train")) == 11
+    # ...but labels 'caf\xe9' and 'caf\xe8' in Latin-1 would both decode to 'caf\ufffd': one class, silently
+    old = tmp_path / "old"
+    old.mkdir()
+    rows = ["caf\xe9\t0.1\t0.2\n", "caf\xe8\t0.3\t0.4\n", "caf\xe9\t0.5\t0.6\n"]
+    (old / "L_TRAIN.tsv").write_bytes("".join(rows).encode("latin-1"))
+    (old / "L_TEST.tsv").write_bytes(rows[1].encode("latin-1"))
+    with pytest.raises(DataFormatError, match=r"L_TRAIN\.tsv, line 1: bytes b'\\xe9' \(byte 4 of the line\) are not "
+                                              r"valid UTF-8; the file must be UTF-8") as e:
+        ucr.load(old, "train")
+    assert e.value.line == 1
 
 
 def test_unequal_length_with_equal_length_header(uni):

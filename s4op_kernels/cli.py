@@ -21,12 +21,16 @@ from typing import Any, Callable, Optional, Sequence
 # keeps its traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from s4op_kernels.checkpoint import CheckpointError
+    from s4op_kernels.runlock import RunFolderBusyError
 
-    return (ValueError, TypeError, OSError, FloatingPointError, CheckpointError)
+    return (ValueError, TypeError, OSError, FloatingPointError, CheckpointError, RunFolderBusyError)
 
 
 # ---------------------------------------------------------------------- argument types
-def _count(minimum: int) -> Callable[[str], int]:
+SEED_MAX = 2**63 - 1  # seeds reach torch.Generator.manual_seed (64-bit)
+
+
+def _count(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -34,9 +38,39 @@ def _count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
         return value
 
     return parse
+
+
+_seed = _count(0, SEED_MAX)
+
+
+def _out_dir(text: str) -> str:
+    """An output folder: not empty, not an existing file (created later, by the command, if missing)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+    return text
+
+
+def _device(text: str) -> str:
+    """A torch device that exists on this machine (checked by allocating an empty tensor on it)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (e.g. cpu, cuda, cuda:1)") from None
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise argparse.ArgumentTypeError(f"device {text!r} is not available on this machine ({reason})") from None
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -96,11 +130,11 @@ def _add_data(sub) -> None:
                        description="Write a generated dataset (train/val/test) under --out; `s4op train --data` "
                                    "and s4op_kernels.data.load read it back.")
     p.add_argument("task", choices=GENERATED_TASKS, help="task to generate")
-    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--out", required=True, type=_out_dir, help="output folder (created if missing)")
     p.add_argument("--train", type=_count(1), default=1000, help="training examples (default 1000)")
     p.add_argument("--val", type=_count(1), default=200, help="validation examples (default 200)")
     p.add_argument("--test", type=_count(0), default=200, help="test examples (default 200)")
-    p.add_argument("--seed", type=_count(0), default=0, help="random seed of the generator (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed of the generator (default 0)")
     _add_option_flag(p, "task-specific generator option")
 
 
@@ -131,9 +165,10 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=_count(1), help="override the config's epochs")
     p.add_argument("--lr", type=_positive_float, help="override the config's learning rate")
     p.add_argument("--batch-size", type=_count(1), help="override the config's batch size")
-    p.add_argument("--seed", type=_count(0), default=0, help="seed of the initial weights, shuffling and dropout")
-    p.add_argument("--out", default=None, help="checkpoint folder (default: runs/<task>-<config>-seed<seed>)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights, shuffling and dropout")
+    p.add_argument("--out", default=None, type=_out_dir,
+                   help="checkpoint folder (default: runs/<task>-<config>-seed<seed>)")
+    p.add_argument("--device", default="cpu", type=_device, help="torch device (default cpu)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only when stderr is a terminal)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
@@ -152,7 +187,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if overrides:
         config = config.replace(**overrides)
     out = args.out or os.path.join("runs", f"{args.task}-{config.name}-seed{args.seed}")
-    os.makedirs(out, exist_ok=True)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     run = train_task(args.task, args.data, config=config, seed=args.seed, out=out, data_options=_options(args.options),
                      progress=args.progress, device=args.device, log=log)
@@ -171,6 +205,10 @@ def _rates(text: str) -> list[float]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one rate")
     if any(v > 1 for v in values):
+        if any(v < 1 for v in values):
+            raise argparse.ArgumentTypeError(
+                f"mixed forms in {text!r}: give every rate in percent (10,30,50) or every rate as a fraction "
+                "(0.1,0.3,0.5)")
         values = [v / 100 for v in values]
     if any(not 0 < v < 1 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
         raise argparse.ArgumentTypeError(f"rates must be strictly increasing and between 0 and 100 %, got {text!r}")
@@ -179,9 +217,17 @@ def _rates(text: str) -> list[float]:
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.replace(" ", "").split(",") if v]
+        seeds = [int(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("expected at least one seed")
+    bad = [v for v in seeds if not 0 <= v <= SEED_MAX]
+    if bad:
+        raise argparse.ArgumentTypeError(f"seeds must be integers in [0, {SEED_MAX}], got {bad[0]}")
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct, got {text!r}")
+    return seeds
 
 
 def _add_search_flags(p: argparse.ArgumentParser) -> None:
@@ -233,9 +279,9 @@ def _add_prune(sub) -> None:
     p.add_argument("--config", default=None, choices=list_configs(), metavar="NAME",
                    help="configuration of the baseline (default: the task's CPU-sized one)")
     p.add_argument("--checkpoint", default=None, help="a trained baseline (PATH of PATH.safetensors + PATH.json)")
-    p.add_argument("--seed", type=_count(0), default=0, help="seed of the baseline's training")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the baseline's training")
     p.add_argument("--epochs", type=_count(1), default=None, help="override the config's training epochs")
-    p.add_argument("--out", default=None, help="run folder (default runs/prune-<task>)")
+    p.add_argument("--out", default=None, type=_out_dir, help="run folder (default runs/prune-<task>)")
     _add_search_flags(p)
     _add_option_flag(p, "data loading option passed to s4op_kernels.data.load")
 
@@ -264,7 +310,7 @@ def _add_run(sub) -> None:
                                    "the ecg-embedded S4D model, run the incremental depth-aware search over "
                                    "10/30/50/70/90 % with the paper's five seeds, and write the report into "
                                    "./s4op-run. Re-running resumes.")
-    p.add_argument("--out", default=None, help="run folder (default ./s4op-run)")
+    p.add_argument("--out", default=None, type=_out_dir, help="run folder (default ./s4op-run)")
     _add_search_flags(p)
 
 

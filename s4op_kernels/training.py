@@ -452,7 +452,18 @@ def train_task(task: str, root: Optional[Union[str, os.PathLike]] = None, *, con
     (a Config, a registered name, or None: the task's CPU-sized default) with ``seed``, evaluate the test
     split once (reported, never used for selection) and, if ``out`` is given, save the checkpoint
     ``<out>/model.safetensors`` + ``<out>/model.json``.  ``s4op_kernels.data.load`` receives the config's
-    ``data_options`` updated with ``data_options``."""
+    ``data_options`` updated with ``data_options``.  ``out`` is locked for the whole call (``runlock``): a
+    busy or unwritable folder fails before any training."""
+    import contextlib
+
+    from s4op_kernels.runlock import lock_run_folder
+
+    with lock_run_folder(out) if out is not None else contextlib.nullcontext():
+        return _train_task(task, root, config=config, seed=seed, out=out, data_options=data_options, test=test,
+                           progress=progress, device=device, log=log)
+
+
+def _train_task(task, root, *, config, seed, out, data_options, test, progress, device, log) -> TaskRun:
     from s4op_kernels import data
     from s4op_kernels.checkpoint import save_checkpoint
     from s4op_kernels.models import Config, build_model, default_config, get_config

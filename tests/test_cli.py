@@ -32,6 +32,18 @@ def _exit_code(argv, capsys):
     (["train", "--task", "listops", "--config", "huge"], "argument --config: invalid choice: 'huge'"),
     (["train", "--task", "listops", "--lr", "0"], "argument --lr: must be a finite number > 0"),
     (["train", "--task", "mnist"], "argument --task: invalid choice: 'mnist'"),
+    (["train", "--task", "listops", "--device", "nosuch"], "argument --device: not a torch device: 'nosuch'"),
+    (["train", "--task", "listops", "--device", "cuda"] if not torch.cuda.is_available() else
+     ["train", "--task", "listops", "--device", f"cuda:{torch.cuda.device_count()}"],
+     "is not available on this machine"),
+    (["train", "--task", "listops", "--seed", str(2**70)], "argument --seed: must be <= 9223372036854775807"),
+    (["train", "--task", "listops", "--out", ""], "argument --out: expected a folder path, got an empty string"),
+    (["prune", "--task", "ecg-synthetic", "--seeds", "99999999999999999999"], "seeds must be integers in [0, "),
+    (["prune", "--task", "ecg-synthetic", "--seeds", "7,7"], "seeds must be distinct, got '7,7'"),
+    (["prune", "--task", "ecg-synthetic", "--seeds", ","], "expected at least one seed"),
+    (["prune", "--task", "ecg-synthetic", "--rates", "0.5,70"], "mixed forms in '0.5,70'"),
+    (["run", "--rates", "10,0.9"], "mixed forms"),
+    (["run", "--out", ""], "argument --out: expected a folder path"),
 ])
 def test_bad_arguments_exit_with_status_2_and_say_why(argv, message, capsys):
     code, err = _exit_code(argv, capsys)
@@ -150,3 +162,27 @@ def test_train_end_to_end_on_the_synthetic_ecg(tmp_path, capsys):
     model, meta = load_checkpoint(out / "model")
     assert meta.task_info.task == "ecg-synthetic" and meta.task_info.num_classes == 6
     assert meta.task_info.in_channels == 2  # leads II and V1, from ecg-embedded's data options
+
+
+def test_out_pointing_at_a_file_is_a_usage_error(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    for argv in (["train", "--task", "ecg-synthetic", "--out", str(target)], ["run", "--out", str(target)],
+                 ["data", "listops", "--out", str(target)]):
+        code, err = _exit_code(argv, capsys)
+        assert code == 2 and f"{target} exists and is not a folder" in err, argv
+    assert target.read_text() == "keep me"
+
+
+def test_unwritable_out_fails_before_any_training(monkeypatch, capsys):
+    import s4op_kernels.training as training
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the output folder was checked")
+
+    monkeypatch.setattr(training, "train", no_training)
+    # /proc refuses new entries even to root (a chmod'ed folder would not stop root).
+    for argv in (["train", "--task", "ecg-synthetic", "--out", "/proc/s4op-test/x", "--quiet"],
+                 ["run", "--out", "/proc/s4op-test/x", "--no-progress"]):
+        assert cli.main(argv) == 1, argv
+        assert "cannot create the run folder" in capsys.readouterr().err

@@ -10,11 +10,17 @@ A run folder (``out``) holds::
     compare/                                 the ablations of ``compare`` (strategies, one-shot)
 
 Every file is written atomically, and running the same command again after an interruption continues
-where it stopped.
+where it stopped.  What determines the result is recorded as the run's identity (``run_identity``: the task,
+the data's resolved path, loading options and a SHA-256 fingerprint of every split's contents, the
+baseline's training seed and config, or the checkpoint it was loaded from and that file's digest), in the
+baseline's sidecar and in ``search.json``'s settings; resuming with anything different is refused
+(:class:`SearchMismatchError`), and ``compare`` reloads exactly the run's data.  One command at a time
+writes into a run folder (``runlock``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -23,7 +29,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from s4op_kernels.pruning.search import DEFAULT_RATES, PAPER_SEEDS, IncrementalPruner, OneShotPruner, PruningResult
+from s4op_kernels.pruning.search import (
+    DEFAULT_RATES, PAPER_SEEDS, IncrementalPruner, OneShotPruner, PruningResult, SearchMismatchError,
+)
+from s4op_kernels.runlock import lock_run_folder
 
 # `s4op run`: the built-in synthetic ECG task, generated in memory, and the ecg-embedded model.
 MAIN_TASK = "ecg-synthetic"
@@ -49,48 +58,103 @@ def _resolve_config(config):
     return config
 
 
+def data_fingerprint(splits) -> str:
+    """SHA-256 over the contents of every split (inputs, labels, their dtypes and shapes, the task
+    description): the identity of the data a run used, independent of where or how it is stored."""
+    import dataclasses
+
+    h = hashlib.sha256()
+    for ds in splits:
+        h.update(json.dumps(dataclasses.asdict(ds.info), sort_keys=True, default=str).encode())
+        for t in (ds.x, ds.y):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def run_identity(task: str, root, options: dict, splits, *, seed: int, config, checkpoint=None) -> dict:
+    """Everything that determines a run's result besides the search's own settings (JSON-normalized)."""
+    data = {"path": None if root is None else str(Path(root).resolve()), "options": options,
+            "fingerprint": data_fingerprint(splits)}
+    if checkpoint is not None:
+        from s4op_kernels.checkpoint import checkpoint_paths
+
+        weights = checkpoint_paths(checkpoint)[0]
+        baseline = {"checkpoint": str(weights.resolve()), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    else:
+        baseline = {"seed": seed, "config": config.to_dict()}
+    return json.loads(json.dumps({"task": task, "data": data, "baseline": baseline}))
+
+
+def _differences(a, b, prefix="") -> list[str]:
+    """Paths of the entries where two JSON-like values differ (for an error message)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str) for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix[:-1] or 'value'}: {a!r} -> {b!r}"[:300]]
+
+
+def check_identity(recorded: Optional[dict], current: dict, where) -> None:
+    """Refuse (SearchMismatchError) to continue a run recorded with another identity."""
+    if recorded is None:
+        raise SearchMismatchError(
+            f"{where} records no run identity (data fingerprint, seed, config): written by an older version, it "
+            "cannot be checked against this command. Use another output folder, or delete this one to start again.")
+    diff = _differences(recorded, current)
+    if diff:
+        raise SearchMismatchError(
+            f"{where} was made with other data or settings than this command's ({'; '.join(diff[:4])}). Use "
+            "another output folder, or delete this one to start again.")
+
+
 def prepare(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_OUT, data_options: Optional[dict] = None,
             seed: int = 0, progress: Optional[bool] = None, log: Callable[[str], Any] = print):
     """Load ``task``'s splits and the baseline: ``checkpoint`` if given, else ``<out>/baseline`` if a previous
-    run saved it, else a model of ``config`` trained now (and saved there).  Returns
-    ``(model, config, (train, val, test), info)`` where ``info`` describes the baseline's training."""
+    run saved it (refused unless it was trained on the same data, with the same seed and config), else a
+    model of ``config`` trained now (and saved there).  Returns ``(model, config, (train, val, test), info)``
+    where ``info`` describes the baseline's training and holds the run's identity (``info["run"]``)."""
     from s4op_kernels.checkpoint import load_checkpoint, save_checkpoint
     from s4op_kernels.models import build_model, default_config
     from s4op_kernels.training import evaluate, train
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = out / f"{BASELINE}.safetensors"
-    source = checkpoint if checkpoint is not None else (out / BASELINE if saved.exists() else None)
-    if source is not None:
-        model, meta = load_checkpoint(source)
-        config = meta.config if config is None else _resolve_config(config)
-        if config is None:
-            raise ValueError(f"{source}: the checkpoint holds no config; pass config=<name>")
-        stored = (meta.extra or {}).get("data_options")
-        options = {**config.data_options, **(stored or {}), **(data_options or {})}
-        splits = _load_splits(task, root, options)
-        info = {"source": str(source), "train_time_s": (meta.metrics or {}).get("train_time_s"), "data_options": options}
-        log(f"baseline: loaded {source}")
-        return model, config, splits, info
+    with lock_run_folder(out) as out:
+        saved = out / f"{BASELINE}.safetensors"
+        source = checkpoint if checkpoint is not None else (out / BASELINE if saved.exists() else None)
+        if source is not None:
+            model, meta = load_checkpoint(source)
+            config = meta.config if config is None else _resolve_config(config)
+            if config is None:
+                raise ValueError(f"{source}: the checkpoint holds no config; pass config=<name>")
+            stored = (meta.extra or {}).get("data_options")
+            options = {**config.data_options, **(stored or {}), **(data_options or {})}
+            splits = _load_splits(task, root, options)
+            identity = run_identity(task, root, options, splits, seed=seed, config=config, checkpoint=checkpoint)
+            if checkpoint is None:  # the run's own baseline: it must be this run's
+                check_identity((meta.extra or {}).get("run"), identity, f"{source}.json")
+            info = {"source": str(source), "train_time_s": (meta.metrics or {}).get("train_time_s"),
+                    "data_options": options, "run": identity}
+            log(f"baseline: loaded {source}")
+            return model, config, splits, info
 
-    config = default_config(task) if config is None else _resolve_config(config)
-    options = {**config.data_options, **(data_options or {})}
-    splits = _load_splits(task, root, options)
-    train_ds, val_ds, _ = splits
-    log(f"baseline: training {config.name} on {task} ({len(train_ds)} train / {len(val_ds)} val examples, "
-        f"length {train_ds.seq_len})")
-    model = build_model(config, train_ds.info, seed=seed)
-    result = train(model, train_ds, val_ds, **config.train_kwargs(), seed=seed, progress=progress,
-                   log=lambda line: log("  " + line))
-    val = evaluate(model, val_ds, metric=result.metric)
-    save_checkpoint(out / BASELINE, model, config=config, task_info=train_ds.info,
-                    metrics={"metric": result.metric, "val": val, "train_time_s": result.wall_time,
-                             "best_epoch": result.best_epoch},
-                    extra={"task": task, "data": None if root is None else str(root), "data_options": options,
-                           "seed": seed, "history": result.history})
-    log(f"baseline: val {result.metric} {val['metric']:.4f} after {result.wall_time:.0f} s")
-    return model, config, splits, {"source": "trained", "train_time_s": result.wall_time, "data_options": options}
+        config = default_config(task) if config is None else _resolve_config(config)
+        options = {**config.data_options, **(data_options or {})}
+        splits = _load_splits(task, root, options)
+        identity = run_identity(task, root, options, splits, seed=seed, config=config)
+        train_ds, val_ds, _ = splits
+        log(f"baseline: training {config.name} on {task} ({len(train_ds)} train / {len(val_ds)} val examples, "
+            f"length {train_ds.seq_len})")
+        model = build_model(config, train_ds.info, seed=seed)
+        result = train(model, train_ds, val_ds, **config.train_kwargs(), seed=seed, progress=progress,
+                       log=lambda line: log("  " + line))
+        val = evaluate(model, val_ds, metric=result.metric)
+        save_checkpoint(out / BASELINE, model, config=config, task_info=train_ds.info,
+                        metrics={"metric": result.metric, "val": val, "train_time_s": result.wall_time,
+                                 "best_epoch": result.best_epoch},
+                        extra={"task": task, "data": None if root is None else str(root), "data_options": options,
+                               "seed": seed, "history": result.history, "run": identity})
+        log(f"baseline: val {result.metric} {val['metric']:.4f} after {result.wall_time:.0f} s")
+        return model, config, splits, {"source": "trained", "train_time_s": result.wall_time, "data_options": options,
+                                       "run": identity}
 
 
 def _callbacks(config, metric: str, progress: Optional[bool], finetune_epochs=None, finetune_lr=None):
@@ -130,23 +194,24 @@ def prune_task(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_O
     from s4op_kernels.pruning.report import write_report
 
     t0 = time.perf_counter()
-    model, config, (train_ds, val_ds, test_ds), base = prepare(
-        task, root, config=config, checkpoint=checkpoint, out=out, data_options=data_options, seed=seed,
-        progress=progress, log=log)
-    metric = _metric_name(train_ds)
-    ft, ev, ft_settings = _callbacks(config, metric, progress, finetune_epochs, finetune_lr)
-    meta = {"task": task, "model": config.name, "metric": metric, "finetune": ft_settings,
-            "data_options": base["data_options"], "baseline_train_time_s": base["train_time_s"],
-            "seq_len": train_ds.seq_len, "n_train": len(train_ds), "n_val": len(val_ds), "n_test": len(test_ds),
-            "machine": {"platform": platform.platform(), "torch": torch.__version__}}
-    search = IncrementalPruner(model, train_ds, val_ds, test_ds, evaluate=ev, fine_tune=ft, rates=rates, seeds=seeds,
-                               strategy=strategy, selector=selector, incremental=incremental,
-                               latency_batch_size=latency_batch_size, latency_repeats=latency_repeats,
-                               latency_budget_ms=latency_budget_ms, max_metric_drop=max_metric_drop, out_dir=out,
-                               meta=meta, config=config, progress=progress, log=log)
-    result = search.run()
-    result.summary["wall_time_s"] = time.perf_counter() - t0
-    paths = write_report(result.to_dict(), out)
+    with lock_run_folder(out) as out:  # before any work: a busy or unwritable folder fails now
+        model, config, (train_ds, val_ds, test_ds), base = prepare(
+            task, root, config=config, checkpoint=checkpoint, out=out, data_options=data_options, seed=seed,
+            progress=progress, log=log)
+        metric = _metric_name(train_ds)
+        ft, ev, ft_settings = _callbacks(config, metric, progress, finetune_epochs, finetune_lr)
+        meta = {"task": task, "model": config.name, "metric": metric, "finetune": ft_settings, "run": base["run"],
+                "data_options": base["data_options"], "baseline_train_time_s": base["train_time_s"],
+                "seq_len": train_ds.seq_len, "n_train": len(train_ds), "n_val": len(val_ds), "n_test": len(test_ds),
+                "machine": {"platform": platform.platform(), "torch": torch.__version__}}
+        search = IncrementalPruner(model, train_ds, val_ds, test_ds, evaluate=ev, fine_tune=ft, rates=rates,
+                                   seeds=seeds, strategy=strategy, selector=selector, incremental=incremental,
+                                   latency_batch_size=latency_batch_size, latency_repeats=latency_repeats,
+                                   latency_budget_ms=latency_budget_ms, max_metric_drop=max_metric_drop, out_dir=out,
+                                   meta=meta, config=config, progress=progress, log=log)
+        result = search.run()
+        result.summary["wall_time_s"] = time.perf_counter() - t0
+        paths = write_report(result.to_dict(), out)
     return result, paths
 
 
@@ -184,27 +249,36 @@ def compare(out=MAIN_OUT, *, strategies: Sequence[str] = ("depth_aware", "random
     path = out / "search.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: run `s4op run` or `s4op prune --out {out}` first (no search.json)")
-    main = json.loads(path.read_text())
-    meta, settings = main["meta"], main["settings"]
-    seeds = list(settings["seeds"] if seeds is None else seeds)
-    model, config, (train_ds, val_ds, test_ds), _ = prepare(meta["task"], None, out=out,
-                                                           data_options=meta.get("data_options"), log=log)
-    metric = meta["metric"]
-    ft, ev, _ = _callbacks(config, metric, progress, meta["finetune"]["epochs"], meta["finetune"]["lr"])
-    common = dict(evaluate=ev, fine_tune=ft, seeds=seeds, latency_batch_size=settings["latency_batch_size"],
-                  config=config, progress=progress, log=log)
-    runs = {}
-    for strategy in strategies:
-        rates = sorted(set(strategy_rates) | (set(oneshot_rates) if strategy == settings["strategy"] else set()))
-        sub = out / "compare" / f"oneshot-{strategy}"
-        runs[strategy] = OneShotPruner(model, train_ds, val_ds, test_ds, rates=rates, strategy=strategy,
-                                       out_dir=sub, meta={"task": meta["task"], "model": config.name, "metric": metric,
-                                                          "finetune": meta["finetune"]}, **common).run().summary
-    table = comparison_tables(main, runs, strategy_rates, oneshot_rates)
-    (out / "compare").mkdir(exist_ok=True)
-    atomic_write_bytes(out / "compare" / "compare.md", table.encode())
-    atomic_write_bytes(out / "compare" / "compare.json",
-                       json.dumps({"incremental": main, "one_shot": runs}, indent=2).encode())
+    with lock_run_folder(out):
+        main = json.loads(path.read_text())
+        meta, settings = main["meta"], main["settings"]
+        run = settings.get("run")
+        if run is None:
+            check_identity(None, {}, path)
+        seeds = list(settings["seeds"] if seeds is None else seeds)
+        # Exactly the run's data and baseline: the recorded path, options, seed (or checkpoint), checked
+        # against the recorded fingerprint.
+        model, config, (train_ds, val_ds, test_ds), base = prepare(
+            run["task"], run["data"]["path"], out=out, data_options=run["data"]["options"],
+            seed=run["baseline"].get("seed", 0), checkpoint=run["baseline"].get("checkpoint"), log=log)
+        check_identity(run, base["run"], path)
+        metric = meta["metric"]
+        ft, ev, _ = _callbacks(config, metric, progress, meta["finetune"]["epochs"], meta["finetune"]["lr"])
+        common = dict(evaluate=ev, fine_tune=ft, seeds=seeds, latency_batch_size=settings["latency_batch_size"],
+                      config=config, progress=progress, log=log)
+        runs = {}
+        for strategy in strategies:
+            rates = sorted(set(strategy_rates) | (set(oneshot_rates) if strategy == settings["strategy"] else set()))
+            sub = out / "compare" / f"oneshot-{strategy}"
+            sub_meta = {"task": meta["task"], "model": config.name, "metric": metric, "finetune": meta["finetune"],
+                        "run": run}
+            runs[strategy] = OneShotPruner(model, train_ds, val_ds, test_ds, rates=rates, strategy=strategy,
+                                           out_dir=sub, meta=sub_meta, **common).run().summary
+        table = comparison_tables(main, runs, strategy_rates, oneshot_rates)
+        (out / "compare").mkdir(exist_ok=True)
+        atomic_write_bytes(out / "compare" / "compare.md", table.encode())
+        atomic_write_bytes(out / "compare" / "compare.json",
+                           json.dumps({"incremental": main, "one_shot": runs}, indent=2).encode())
     return {"md": out / "compare" / "compare.md", "json": out / "compare" / "compare.json", "table": table}
 
 

@@ -16,9 +16,11 @@ so running the same search again continues after the last finished rate and lose
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import operator
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ DEFAULT_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 PAPER_SEEDS = (7, 42, 123, 2024, 31650)
 SEARCH_FILE = "search.json"
 FORMAT_VERSION = 1
+SEED_MAX = 2**63 - 1  # seeds reach torch.Generator.manual_seed, which takes 64-bit values
 
 Evaluate = Callable[[nn.Module, Any], float]  # (model, dataset) -> metric, higher is better
 
@@ -120,9 +123,9 @@ class IncrementalPruner:
         rates = [float(r) for r in rates]
         if not rates or any(not 0.0 < r < 1.0 for r in rates) or any(b <= a for a, b in zip(rates, rates[1:])):
             raise ValueError(f"rates must be strictly increasing fractions in (0, 1), got {rates}")
-        seeds = [int(s) for s in seeds]
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be a non-empty list of distinct ints, got {seeds}")
+        seeds = [operator.index(s) for s in seeds]
+        if not seeds or len(set(seeds)) != len(seeds) or any(not 0 <= s <= SEED_MAX for s in seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct ints in [0, {SEED_MAX}], got {seeds}")
         if not callable(evaluate):
             raise TypeError("evaluate must be a callable (model, dataset) -> float")
         if fine_tune is not None and not callable(fine_tune):
@@ -158,7 +161,8 @@ class IncrementalPruner:
             "rates": self.rates, "seeds": self.seeds, "strategy": self.strategy, "selector": self.selector,
             "incremental": self.incremental, "n_layers": len(self.layers), "d_model": self.H,
             "latency_batch_size": self.latency_batch_size,
-            **{k: self.meta[k] for k in ("task", "model", "finetune") if k in self.meta},
+            # "run": the data's identity and the baseline's provenance (pipeline.run_identity), when given
+            **{k: self.meta[k] for k in ("task", "model", "finetune", "run") if k in self.meta},
         }
 
     def _load_state(self) -> Optional[dict]:
@@ -210,6 +214,13 @@ class IncrementalPruner:
 
     # ------------------------------------------------------------------ the search
     def run(self) -> "PruningResult":
+        """Run (or resume) the search; with ``out_dir``, holding the run folder's lock throughout."""
+        from s4op_kernels.runlock import lock_run_folder
+
+        with lock_run_folder(self.out_dir) if self.out_dir is not None else contextlib.nullcontext():
+            return self._run()
+
+    def _run(self) -> "PruningResult":
         t_start = time.perf_counter()
         state = self._load_state()
         if state is None:
@@ -345,15 +356,26 @@ class IncrementalPruner:
         return str(saved)
 
     def _load_rate_model(self, rate_entry: dict) -> nn.Module:
-        from safetensors.torch import load_file
+        """The kept model of a finished rate, read back through the verified loader (its sidecar's digests)
+        and checked to belong to this search and to hold the channels search.json records."""
+        from s4op_kernels.checkpoint import load_weights, read_meta
 
         path = self._rate_path(rate_entry["rate"])
         weights = Path(str(path) + ".safetensors")
+        pct = round(100 * rate_entry["rate"])
         if not weights.exists():
-            raise FileNotFoundError(f"{weights}: the checkpoint of the finished {round(100 * rate_entry['rate'])}% "
-                                    f"rate is missing, so the search cannot resume; delete {self.out_dir} to restart")
+            raise FileNotFoundError(f"{weights}: the checkpoint of the finished {pct}% rate is missing, so the search "
+                                    f"cannot resume; delete {self.out_dir} to restart")
+        state = load_weights(path)
+        recorded = (read_meta(path).extra or {}).get("search")
+        if recorded != json.loads(json.dumps(self.settings())):
+            raise SearchMismatchError(f"{path}.json: the {pct}% checkpoint was saved by a search with other settings; "
+                                      f"delete {self.out_dir} to restart")
         model = copy.deepcopy(self.baseline)
-        model.load_state_dict(load_file(str(weights)))  # pruned layers resize themselves from active_channels
+        model.load_state_dict(state)  # pruned layers resize themselves from active_channels
+        if [layer.active_channels.tolist() for layer in ssm_layers(model)] != rate_entry["active_channels"]:
+            raise SearchMismatchError(f"{weights}: its active channels differ from those {SEARCH_FILE} records for "
+                                      f"the {pct}% rate; delete {self.out_dir} to restart")
         return model
 
 

@@ -86,3 +86,113 @@ def test_bad_command_lines(capsys):
         assert exc.value.code == 2, bad
     err = capsys.readouterr().err
     assert "comma-separated" in err and "increasing" in err
+
+
+# ---------------------------------------------------------------------- the run's identity
+FILE_RUN = ["--rates", "30,70", "--seeds", "7", "--epochs", "1", "--finetune-epochs", "0", "--no-progress",
+            "-o", "duration=1.28"]
+
+
+def _generate(root, seed):
+    assert cli.main(["data", "ecg-synthetic", "--out", str(root), "--train", "24", "--val", "12", "--test", "12",
+                     "--seed", str(seed)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def file_run(tmp_path_factory):
+    """A search on data read from disk (not generated in memory), and a second dataset."""
+    base = tmp_path_factory.mktemp("file-run")
+    data, other = _generate(base / "data", 1), _generate(base / "other", 2)
+    out = base / "run"
+    argv = ["prune", "--task", "ecg-synthetic", "--data", str(data), "--config", "ecg-embedded", "--out", str(out),
+            *FILE_RUN]
+    assert cli.main(argv) == 0
+    return argv, out, data, other
+
+
+def _prune(argv, **changes):
+    argv = list(argv)
+    for flag, value in changes.items():
+        flag = "--" + flag.replace("_", "-")
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    return cli.main(argv)
+
+
+def test_search_json_records_the_data_identity(file_run):
+    _, out, data, _ = file_run
+    run = json.loads((out / "search.json").read_text())["settings"]["run"]
+    assert run["data"]["path"] == str(data.resolve()) and len(run["data"]["fingerprint"]) == 64
+    assert run["baseline"]["seed"] == 0 and run["baseline"]["config"]["name"] == "ecg-embedded"
+    assert json.loads((out / "baseline.json").read_text())["extra"]["run"] == run
+
+
+@pytest.mark.parametrize("change", ["data", "seed", "option", "epochs"])
+def test_resume_with_other_data_or_settings_is_refused(file_run, change, capsys):
+    argv, out, _, other = file_run
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    if change == "data":
+        status = _prune(argv, data=str(other))
+    elif change == "seed":
+        status = _prune(argv, seed="1")
+    elif change == "option":
+        status = _prune(argv + ["-o", "normalize=false"])
+    else:
+        status = _prune(argv, epochs="2")
+    assert status == 1
+    assert "made with other data or settings" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing touched
+
+
+def test_resume_refuses_data_whose_contents_changed(file_run, tmp_path, capsys):
+    import shutil
+
+    argv, out, data, other = file_run
+    copy_out = tmp_path / "run"
+    shutil.copytree(out, copy_out)
+    argv = list(argv)
+    argv[argv.index("--out") + 1] = str(copy_out)
+    # The same path, other records in it: only the fingerprint can tell.
+    shutil.move(data, tmp_path / "kept")
+    try:
+        shutil.copytree(other, data)
+        assert cli.main(argv) == 1
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.move(tmp_path / "kept", data)
+    assert "data.fingerprint" in capsys.readouterr().err
+
+
+def test_compare_uses_exactly_the_runs_data(file_run, monkeypatch):
+    _, out, data, _ = file_run
+    roots = []
+    real = pipeline._load_splits
+
+    def recording(task, root, options):
+        roots.append((task, root, options))
+        return real(task, root, options)
+
+    monkeypatch.setattr(pipeline, "_load_splits", recording)
+    res = pipeline.compare(out, strategies=("depth_aware",), strategy_rates=(0.3,), oneshot_rates=(0.7,),
+                           log=lambda line: None)
+    assert roots and all(task == "ecg-synthetic" and root == str(data.resolve()) for task, root, _ in roots)
+    assert "| depth_aware |" in res["table"]
+
+
+def test_resume_reads_rate_checkpoints_through_the_verified_loader(file_run, tmp_path, capsys):
+    import shutil
+
+    argv, out, _, _ = file_run
+    copy_out = tmp_path / "run"
+    shutil.copytree(out, copy_out)
+    argv = list(argv)
+    argv[argv.index("--out") + 1] = str(copy_out)
+    weights = copy_out / "rate_30.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 0x01  # one flipped bit in the last tensor's data: still a readable safetensors file
+    weights.write_bytes(bytes(blob))
+    assert cli.main(argv) == 1
+    assert "rate_30.safetensors" in capsys.readouterr().err

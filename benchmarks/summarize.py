@@ -41,6 +41,19 @@ def ratio_table(rows) -> list[str]:
     return out
 
 
+def cache_table(rows) -> list[str]:
+    """Markdown lines of bench_cache.py: the exact check against the former version token, paired."""
+    out = ["| what | shape | rate | forward, exact check us | forward, version token us | exact / token | "
+           "control / token (IQR) | lookup, exact us | lookup, token us |", "|---|---|---|---|---|---|---|---|---|"]
+    nan = float("nan")
+    for r in sorted(rows, key=lambda r: (r["impl"], tuple(r["shape"]), r["rate"])):
+        q1, q3 = r["control_iqr"]
+        out.append(f"| {r['impl']} | {fmt_shape(r['shape'])} | {int(r['rate'] * 100)} % | {r['exact_us']:.1f} | "
+                   f"{r['token_us']:.1f} | {r['exact_over_token']:.3f} | {r['control_over_token']:.3f} "
+                   f"({q1:.3f}-{q3:.3f}) | {r.get('lookup_exact_us', nan):.2f} | {r.get('lookup_token_us', nan):.2f} |")
+    return out
+
+
 def main(paths):
     rows, machine = load(paths)
     out = []
@@ -50,6 +63,13 @@ def main(paths):
         out.extend(ratio_table(paired))
         out.append("")
         rows = [r for r in rows if r.get("subject") != "ratios"]
+    cache = [r for r in rows if r.get("subject") == "cache"]
+    if cache:
+        out.append("The inference cache's exact check against the former version token (bench_cache.py), "
+                   "paired rounds, medians:\n")
+        out.extend(cache_table(cache))
+        out.append("")
+        rows = [r for r in rows if r.get("subject") != "cache"]
     by = defaultdict(dict)
     extra = {}
     for r in rows:

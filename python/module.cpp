@@ -244,10 +244,12 @@ void s4d_kernel(const py::handle& C_, const py::handle& log_dt_, const py::handl
   }
 }
 
-// True iff a[i] and b[i] hold the same bytes for every i (same count, same sizes).  The layers' caches use it
-// to check, on every inference forward, that the tensors a cached value was built from still hold exactly
-// the bytes of the copies it was built from (an in-place edit through .data bypasses the version counter).
-// Reads only the arrays' own buffers, so no argument can make it read foreign memory.
+// True iff a[i] and b[i] hold the same bytes for every i.  Each array is a 2-D uint8 view of a tensor's bytes,
+// one row per leading index; rows must be contiguous (inner stride 1), the row stride is free, so a copy may
+// live inside a larger matrix (the folded [W | b] of the output mixing holds the copies of W and b).  The
+// layers' caches use it to check, on every inference forward, that the tensors a cached value was built from
+// still hold exactly the bytes it was built from (an in-place edit through .data bypasses the version
+// counter).  Reads only the arrays' own buffers, so no argument can make it read foreign memory.
 bool same_bytes(const py::sequence& a, const py::sequence& b) {
   const size_t n = py::len(a);
   if (py::len(b) != n) return false;
@@ -260,12 +262,25 @@ bool same_bytes(const py::sequence& a, const py::sequence& b) {
       }
     }
     const auto xa = py::reinterpret_borrow<py::array>(x), ya = py::reinterpret_borrow<py::array>(y);
-    if (!(xa.flags() & py::array::c_style) || !(ya.flags() & py::array::c_style)) {
-      throw py::value_error("same_bytes: arrays must be C-contiguous");
+    for (const py::array* arr : {&xa, &ya}) {
+      if (arr->ndim() != 2 || arr->itemsize() != 1 || (arr->shape(1) > 1 && arr->strides(1) != 1) ||
+          arr->strides(0) < 0) {
+        throw py::value_error("same_bytes: expected 2-D uint8 arrays with contiguous rows");
+      }
     }
-    const size_t nbytes = static_cast<size_t>(xa.nbytes());
-    if (static_cast<size_t>(ya.nbytes()) != nbytes) return false;
-    if (nbytes && std::memcmp(xa.data(), ya.data(), nbytes) != 0) return false;
+    if (xa.shape(0) != ya.shape(0) || xa.shape(1) != ya.shape(1)) return false;
+    const auto rows = static_cast<size_t>(xa.shape(0)), cols = static_cast<size_t>(xa.shape(1));
+    if (!rows || !cols) continue;
+    const auto* px = static_cast<const char*>(xa.data());
+    const auto* py_ = static_cast<const char*>(ya.data());
+    const auto sx = static_cast<size_t>(xa.strides(0)), sy = static_cast<size_t>(ya.strides(0));
+    if ((rows == 1 || (sx == cols && sy == cols))) {
+      if (std::memcmp(px, py_, rows * cols) != 0) return false;  // both contiguous: one comparison
+      continue;
+    }
+    for (size_t r = 0; r < rows; ++r) {
+      if (std::memcmp(px + r * sx, py_ + r * sy, cols) != 0) return false;
+    }
   }
   return true;
 }
@@ -328,8 +343,8 @@ PYBIND11_MODULE(_C, m) {
         "active: (A,) int64 strictly increasing in [0, H).");
 
   m.def("same_bytes", &same_bytes, py::arg("a"), py::arg("b"),
-        "True iff a[i] and b[i] (C-contiguous numpy arrays) hold the same bytes for every i: the exact check "
-        "behind the layers' inference caches.");
+        "True iff a[i] and b[i] (2-D uint8 arrays with contiguous rows: byte views of tensors, one row per "
+        "leading index) hold the same bytes for every i: the exact check behind the layers' inference caches.");
 
   m.def("s4d_kernel", &s4d_kernel, py::arg("C"), py::arg("log_dt"), py::arg("log_A_real"), py::arg("A_imag"),
         py::arg("active"), py::arg("L"), py::arg("out"), py::arg("num_threads"),

@@ -19,7 +19,7 @@ def sparse_fftconv(
     (B, H' > H, L): channels >= H are left untouched, or set to extra_value if given."""
 
 def same_bytes(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
-    """True iff a[i] and b[i] (C-contiguous arrays) hold the same bytes for every i."""
+    """True iff a[i] and b[i] (2-D uint8 arrays with contiguous rows) hold the same bytes for every i."""
 
 def use_openmp(library: str) -> str:
     """Run parallel sections on the already loaded OpenMP runtime `library`; returns the backend name."""

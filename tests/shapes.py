@@ -29,4 +29,6 @@ PAPER_SHAPES = {
     "ecg": (1, 128, 64, 4096),
 }
 BENCH_SHAPES = [(1, 256, 64, 4096), (8, 128, 64, 1024)]
+# One layer of the main job's model (`s4op run`: ecg-embedded, 4 x S4D, batch 1).
+MAIN_JOB_SHAPE = (1, 32, 32, 256)
 PRUNING_RATES = [0.0, 0.3, 0.7, 0.9]

@@ -57,6 +57,15 @@ def test_two_searches_into_one_folder_the_second_exits_1(holder, capsys):
     assert sorted(p.name for p in folder.iterdir()) == [runlock.LOCK_FILE]  # nothing was written
 
 
+def test_report_is_refused_while_a_search_writes_the_folder(holder, capsys):
+    from s4op_kernels import cli
+
+    folder, _ = holder
+    (folder / "search.json").write_text("{}")
+    assert cli.main(["report", str(folder)]) == 1
+    assert "another s4op process" in capsys.readouterr().err
+
+
 def test_reentrant_in_one_thread_refused_in_another(tmp_path):
     folder = tmp_path / "run"
     errors = []

@@ -352,8 +352,8 @@ class S4DLayer(nn.Module):
     def _ssm_tensor_list(self) -> list[torch.Tensor]:
         """The _SSM_TENSORS (D, C, log_dt, log_A_real, A_imag), read straight from the modules' dicts (this
         runs every forward, and nn.Module.__getattr__ costs about half a microsecond a read)."""
-        owners = {"": self, "kernel": self._modules["kernel"]}
-        return [_module_tensor(owners[owner], name) for owner, name in _SSM_TENSORS]
+        own, kernel = self, self._modules["kernel"]
+        return [_module_tensor(kernel if owner else own, name) for owner, name in _SSM_TENSORS]
 
     def _conv_args(self, L: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
         """What sparse_fftconv needs besides u, for length L: (kernel spectra of the active channels
@@ -444,11 +444,12 @@ class S4DLayer(nn.Module):
         hit = self._folded_cache
         if hit is not None and hit[0].matches((W, b)):
             return hit[1]
-        snapshot = TensorSnapshot((W, b))
-        Wc, bc = snapshot.copies
+        # [W | b] is itself the copy the snapshot keeps (made in one pass, before anything is derived from it):
+        # no second copy of W, and the check reads the matrix the GEMM reads next.
         with torch.inference_mode(False), torch.no_grad():
-            Wb = torch.cat([Wc.squeeze(-1), bc.unsqueeze(1)], dim=1)
-        self._folded_cache = (snapshot, Wb)
+            Wb = torch.cat([W.detach().squeeze(-1), b.detach().unsqueeze(1)], dim=1)  # (2H, H + 1)
+        H = Wb.shape[1] - 1
+        self._folded_cache = (TensorSnapshot((W, b), copies=(Wb[:, :H].view(W.shape), Wb[:, H])), Wb)
         return Wb
 
     def _ssm(self, u: torch.Tensor, activation: str = "none", append_ones: bool = False) -> torch.Tensor:

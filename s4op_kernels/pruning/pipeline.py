@@ -230,9 +230,10 @@ def report(out) -> dict:
     path = Path(out) / "search.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: not a run folder of `s4op prune` / `s4op run` (no search.json)")
-    state = json.loads(path.read_text())
-    result = PruningResult.from_state(state, state.get("meta", {}).get("metric", "metric"))
-    return write_report(result.to_dict(), out)
+    with lock_run_folder(out):  # the report files are the search's too
+        state = json.loads(path.read_text())
+        result = PruningResult.from_state(state, state.get("meta", {}).get("metric", "metric"))
+        return write_report(result.to_dict(), out)
 
 
 def compare(out=MAIN_OUT, *, strategies: Sequence[str] = ("depth_aware", "random", "uniform"),

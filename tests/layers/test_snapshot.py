@@ -118,18 +118,40 @@ def test_inference_tensors_and_non_contiguous_sources():
     assert not snap.matches([s])
 
 
+def test_copies_inside_a_larger_tensor(path):
+    # The folded [W | b] of the output mixing is itself the copy of W and b: no second copy is kept.
+    W, b = nn.Parameter(torch.randn(6, 3, 1)), nn.Parameter(torch.randn(6))
+    Wb = torch.cat([W.detach().squeeze(-1), b.detach().unsqueeze(1)], dim=1)
+    snap = TensorSnapshot((W, b), copies=(Wb[:, :3].view(W.shape), Wb[:, 3]))
+    assert (snap._copy_views is not None) == (path == "same_bytes")
+    assert snap.matches((W, b)) and snap.copies[0].data_ptr() == Wb.data_ptr()
+    b.data[-1] += 1.0
+    assert not snap.matches((W, b))
+    b.data[-1] -= 1.0
+    W.data[2, 1, 0] = -W.data[2, 1, 0] - 1.0
+    assert not snap.matches((W, b))
+    with pytest.raises(ValueError, match="one copy per tensor"):
+        TensorSnapshot((W, b), copies=(Wb[:, :3], Wb[:, 3]))  # W's copy without its trailing dimension
+
+
 @pytest.mark.skipif(not _ext.extension_available(), reason="compiled extension unavailable")
 def test_same_bytes_binding():
     same = _ext.C().same_bytes
-    a = np.arange(12, dtype=np.float32)
-    assert same([a, a[:3]], [a.copy(), a[:3].copy()])
+    a = np.arange(48, dtype=np.uint8).reshape(4, 12)
+    assert same([a, a[:1]], [a.copy(), a[:1].copy()])
     assert same([], [])
     assert not same([a], [])
-    assert not same([a], [a[:11].copy()])
+    assert not same([a], [a[:3].copy()])
     b = a.copy()
-    b[-1] = -0.0 if a[-1] == 0 else a[-1] + 1
+    b[-1, -1] ^= 1
     assert not same([a], [b])
+    wide = np.zeros((4, 20), dtype=np.uint8)
+    wide[:, :12] = a
+    assert same([a], [wide[:, :12]])  # rows inside a larger matrix: compared row by row
+    wide[3, 11] ^= 1
+    assert not same([a], [wide[:, :12]])
     with pytest.raises(TypeError, match="numpy arrays"):
         same([a], [a.tolist()])
-    with pytest.raises(ValueError, match="C-contiguous"):
-        same([a[::2]], [a[::2].copy()])
+    for bad in (a.reshape(-1), a[:, ::2], a.astype(np.float32)):
+        with pytest.raises(ValueError, match="2-D uint8 arrays with contiguous rows"):
+            same([bad], [bad.copy()])

@@ -22,7 +22,7 @@ def _ssm_inputs(layer, u):
     L = u.shape[-1]
     n = fft_size(L)
     k = layer.kernel
-    K = s4d_kernel(k.C[active], k.log_dt[active], k.log_A_real[active], k.A_imag[active], L)
+    K = s4d_kernel(k.C, k.log_dt, k.log_A_real, k.A_imag, L, active)  # the active rows, read in place
     return u, torch.fft.rfft(K, n=n), layer.D[active].contiguous(), active, n
 
 

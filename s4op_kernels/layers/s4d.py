@@ -20,9 +20,10 @@ from s4op_kernels.layers._snapshot import TensorSnapshot
 from s4op_kernels.ops import fft_size, s4d_kernel, sparse_fftconv
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
-# Per-channel SSM tensors: (owner submodule path, attribute name).  Row h belongs to channel h (dense
-# storage) or to the h-th active channel (compact storage).
-_SSM_TENSORS = (("", "D"), ("kernel", "C"), ("kernel", "log_dt"), ("kernel", "log_A_real"), ("kernel", "A_imag"))
+# The per-channel SSM tensors, by path in the layer (S4DLayer.SSM_TENSORS): row h belongs to channel h (dense
+# storage) or to the h-th active channel (compact storage); see S4DLayer.active_rows.
+SSM_TENSORS = ("D", "kernel.C", "kernel.log_dt", "kernel.log_A_real", "kernel.A_imag")
+_SSM_TENSORS = tuple((path.rpartition(".")[0], path.rpartition(".")[2]) for path in SSM_TENSORS)  # (owner, name)
 _ACTIVE_KEY = "active_channels"
 _CONV_CACHE_SIZE = 8  # sequence lengths whose convolution arguments an S4DLayer keeps in inference
 
@@ -85,9 +86,10 @@ class S4DLayer(nn.Module):
         device, dtype: factory keywords (float32 or float64).
 
     ``forward(u)`` returns ``(y, None)`` like the reference.  Pruning: :meth:`set_active_channels`,
-    :attr:`active_channels`, :meth:`compact`.  In eval mode the spectrum of the active kernels is
-    cached per (L, dtype, device) and dropped whenever a parameter or the active set changes, or on
-    ``train()``.
+    :attr:`active_channels`, :meth:`compact`; the storage behind them: :attr:`SSM_TENSORS`,
+    :attr:`active_rows`, :meth:`active_kernels`.  In eval mode the spectra of the active kernels are cached
+    per (L, device) and are never stale (layers/_snapshot.py); the caches are dropped when the active set
+    changes, on ``.to()`` and on ``train()``.
     """
 
     def __init__(
@@ -139,6 +141,8 @@ class S4DLayer(nn.Module):
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
+    SSM_TENSORS = SSM_TENSORS  # the per-channel SSM tensors, by path (what pruning removes per channel)
+
     # ------------------------------------------------------------------ pruning
     @property
     def active_channels(self) -> torch.Tensor:
@@ -156,6 +160,19 @@ class S4DLayer(nn.Module):
     @property
     def is_compact(self) -> bool:
         return self._compact
+
+    @property
+    def active_rows(self) -> torch.Tensor:
+        """Rows of the SSM tensors that hold the active channels, in the order of :attr:`active_channels`
+        (int64, CPU): the active channels themselves in dense storage, ``0..A-1`` in compact storage."""
+        return torch.arange(self.num_active) if self._compact else self._active.clone()
+
+    def active_kernels(self, L: int) -> torch.Tensor:
+        """K: (A, L), the convolution kernels of the active channels, in the order of :attr:`active_channels`
+        (differentiable; under ``no_grad`` by the compiled core on CPU)."""
+        rows, _ = self._indices(self.D.device)
+        k = self._modules["kernel"]
+        return s4d_kernel(k.C, k.log_dt, k.log_A_real, k.A_imag, L, rows)
 
     def set_active_channels(self, idx: ChannelIndex) -> "S4DLayer":
         """Keep the SSM operators of channels ``idx`` (any integer sequence or integer tensor, any order);
@@ -381,9 +398,10 @@ class S4DLayer(nn.Module):
         """_conv_args computed afresh: only the active rows are gathered and only their kernels generated."""
         n_fft = fft_size(L)
         rows, active = self._indices(device)
-        D, C, log_dt, log_A_real, A_imag = (t.index_select(0, rows) for t in tensors)
-        k_f = torch.fft.rfft(s4d_kernel(C, log_dt, log_A_real, A_imag, L), n=n_fft)
-        return k_f, D, active, n_fft
+        D, C, log_dt, log_A_real, A_imag = tensors
+        # The kernel op reads the active rows in place; only D is gathered (sparse_fftconv takes it compact).
+        k_f = torch.fft.rfft(s4d_kernel(C, log_dt, log_A_real, A_imag, L, rows), n=n_fft)
+        return k_f, D.index_select(0, rows), active, n_fft
 
     # ------------------------------------------------------------------ forward
     def forward(self, u: torch.Tensor, **kwargs) -> tuple[torch.Tensor, None]:

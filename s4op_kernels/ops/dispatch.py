@@ -76,6 +76,14 @@ def resolve(device: torch.device, needs_grad: bool) -> str:
     return name
 
 
+def eager_cpu(t: torch.Tensor) -> bool:
+    """The one eager policy of every op: on CPU tensors outside a trace, a public op calls the CPU kernel its
+    custom op would dispatch to, directly, without the custom-op machinery (about 15 us per call, a large
+    share of a small layer's forward: benchmarks/RESULTS.md); traced code (torch.compile, export) keeps
+    the custom op, so graphs see ``s4op::...`` and its fake."""
+    return t.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def needs_grad(*tensors: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 

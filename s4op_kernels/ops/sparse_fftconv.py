@@ -65,21 +65,49 @@ def sparse_fftconv_ref(
     return y
 
 
+def _check_args(u, k_f, D, active, n_fft, activation) -> None:
+    """Everything the implementations rely on that shapes and dtypes can tell, checked once per traced or
+    reference call (torch._check_*: in a fake trace, symbolic shapes are checked, not guessed).  The
+    eager CPU kernel leaves these to the binding, which must check them anyway (it hands raw pointers to
+    the core); the core checks the values (``active`` sorted and in range)."""
+    _check_activation(activation)
+    dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
+    torch._check_value(u.dim() == 3, lambda: f"sparse_fftconv: u must be (B, H, L), got shape {tuple(u.shape)}")
+    torch._check_type(u.dtype in (torch.float32, torch.float64),
+                      lambda: f"sparse_fftconv: u must be float32 or float64, got {u.dtype}")
+    torch._check_type(k_f.dtype == u.dtype.to_complex(),
+                      lambda: f"sparse_fftconv: k_f must be {u.dtype.to_complex()} for u of {u.dtype}, got {k_f.dtype}")
+    torch._check_type(D.dtype == u.dtype, lambda: f"sparse_fftconv: D must be {u.dtype} like u, got {D.dtype}")
+    torch._check_type(active.dtype == torch.int64, lambda: f"sparse_fftconv: active must be int64, got {active.dtype}")
+    torch._check_value(active.dim() == 1, lambda: f"sparse_fftconv: active must be 1-D, got shape {tuple(active.shape)}")
+    A, L = active.shape[0], u.shape[2]
+    torch._check_value(n_fft >= 2 * L - 1,
+                       lambda: f"sparse_fftconv: n_fft={n_fft} is too short for a linear convolution of L={L} (>= 2L - 1)")
+    torch._check_value(tuple(k_f.shape) == (A, n_fft // 2 + 1),
+                       lambda: f"sparse_fftconv: k_f must be (A, n_fft // 2 + 1) = {(A, n_fft // 2 + 1)} for {A} active "
+                               f"channels, got {tuple(k_f.shape)}")
+    torch._check_value(tuple(D.shape) == (A,), lambda: f"sparse_fftconv: D must be ({A},) like active, got {tuple(D.shape)}")
+
+
 @torch.library.custom_op("s4op::sparse_fftconv", mutates_args=())
 def _sparse_fftconv_op(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: torch.Tensor, n_fft: int,
                        activation: str = "none", append_ones: bool = False) -> torch.Tensor:
-    _check_activation(activation)
-    dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
+    _check_args(u, k_f, D, active, n_fft, activation)
     return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation, append_ones)
 
 
 @_sparse_fftconv_op.register_kernel("cpu")
 def _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation="none", append_ones=False):
-    _check_args(u, k_f, D, active, n_fft)
+    # Called directly in eager mode (dispatch.eager_cpu), where mixed devices are not caught by the
+    # dispatcher; shapes and dtypes are the binding's to check.
+    if not (u.is_cpu and k_f.is_cpu and D.is_cpu and active.is_cpu):
+        dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
     _check_activation(activation)
+    if u.dim() != 3:
+        raise ValueError(f"sparse_fftconv: u must be (B, H, L), got shape {tuple(u.shape)}")
     u = u.contiguous()
     B, H, L = u.shape
-    out = u.new_empty(B, H + 1 if append_ones else H, L)  # the core fills channels [0, H), the binding the ones
+    out = u.new_empty(B, H + 1 if append_ones else H, L)  # channels [0, H) from the op, then the ones
     _ext.C().sparse_fftconv(
         u.numpy(), k_f.contiguous().numpy(), D.contiguous().numpy(), active.contiguous().numpy(), n_fft,
         out.numpy(), torch.get_num_threads(), activation=activation, extra_value=1.0 if append_ones else None,
@@ -94,25 +122,10 @@ def _check_activation(activation) -> None:
 
 @_sparse_fftconv_op.register_fake
 def _(u, k_f, D, active, n_fft, activation="none", append_ones=False):
-    dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
+    _check_args(u, k_f, D, active, n_fft, activation)
     if append_ones:
         return u.new_empty(u.shape[0], u.shape[1] + 1, u.shape[2])
     return torch.empty_like(u)
-
-
-def _check_args(u, k_f, D, active, n_fft) -> None:
-    if not (u.is_cpu and k_f.is_cpu and D.is_cpu and active.is_cpu):  # the common case in a fraction of the time
-        dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
-    if u.dim() != 3:
-        raise ValueError(f"sparse_fftconv: u must be (B, H, L), got shape {tuple(u.shape)}")
-    if u.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"sparse_fftconv: u must be float32 or float64, got {u.dtype}")
-    if k_f.dtype != u.dtype.to_complex():
-        raise TypeError(f"sparse_fftconv: k_f must be {u.dtype.to_complex()} for u of {u.dtype}, got {k_f.dtype}")
-    if D.dtype != u.dtype:
-        raise TypeError(f"sparse_fftconv: D must be {u.dtype} like u, got {D.dtype}")
-    if active.dtype != torch.int64:
-        raise TypeError(f"sparse_fftconv: active must be int64, got {active.dtype}")
 
 
 def sparse_fftconv(
@@ -125,8 +138,6 @@ def sparse_fftconv(
     backend = dispatch.resolve(u.device, dispatch.needs_grad(u, k_f, D))
     if backend == dispatch.REFERENCE:
         return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation, append_ones)
-    if u.device.type == "cpu" and not torch.compiler.is_compiling():
-        # Eager CPU inference calls the kernel the op would dispatch to, without the custom-op machinery
-        # (about 15 us per call, a large share of a small layer's forward); traced code keeps the op.
+    if dispatch.eager_cpu(u):
         return _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation, append_ones)
     return _sparse_fftconv_op(u, k_f, D, active, n_fft, activation, append_ones)

@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from s4op_kernels.layers.s4d import S4DLayer
-from s4op_kernels.ops import s4d_kernel
 
 KernelFn = Callable[[nn.Module, int], torch.Tensor]
 ScoreFn = Callable[[nn.Module], torch.Tensor]
@@ -138,19 +137,11 @@ def resolve_tensor(layer: nn.Module, path: str) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- S4D
 def _s4d_active_kernels(layer: S4DLayer, L: int) -> torch.Tensor:
     """K: (A, L) of the active channels of an S4DLayer, in the order of ``active_channels``."""
-    kernel = layer.kernel
-    # A compacted layer stores exactly the active rows, in order; a dense one stores every channel.
-    rows = torch.arange(layer.num_active) if layer.is_compact else layer.active_channels
-    rows = rows.to(kernel.C.device)
     with torch.no_grad():
-        return s4d_kernel(*(t.index_select(0, rows) for t in (kernel.C, kernel.log_dt, kernel.log_A_real, kernel.A_imag)), L)
+        return layer.active_kernels(L)
 
 
-register_prunable(
-    S4DLayer,
-    ssm_tensors=("D", "kernel.C", "kernel.log_dt", "kernel.log_A_real", "kernel.A_imag"),
-    kernel=_s4d_active_kernels,
-)
+register_prunable(S4DLayer, ssm_tensors=S4DLayer.SSM_TENSORS, kernel=_s4d_active_kernels)
 
 
 # ---------------------------------------------------------------------------------------------- selection

@@ -89,6 +89,52 @@ def test_opcheck_s4d_kernel():
         k = make_s4d(5, 8, 2, dtype).kernel
         args = tuple(t.detach() for t in (k.C, k.log_dt, k.log_A_real, k.A_imag)) + (33,)
         torch.library.opcheck(torch.ops.s4op.s4d_kernel.default, args)
+        torch.library.opcheck(torch.ops.s4op.s4d_kernel.default, args + (torch.tensor([4, 0, 2]),))
+
+
+def _wrong(args: dict, **changes) -> dict:
+    return {**args, **changes}
+
+
+@pytest.mark.parametrize("mode", ["fake", "compile"])
+@pytest.mark.parametrize("bad", ["k_f_rows", "k_f_freqs", "D_rows", "k_f_dtype", "short_n_fft"])
+def test_the_fake_refuses_wrong_shapes_and_dtypes_at_trace_time(bad, mode):
+    # The fake (meta) implementation validates what the kernels rely on, so a traced program with a
+    # wrong-shaped k_f fails while tracing, before any kernel runs.
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    u, k_f, D, active, n = _conv_args(B=2, H=6, L=10, pruned=0.5)
+    A, F = k_f.shape
+    args = dict(u=u, k_f=k_f, D=D, active=active, n_fft=n)
+    args = {"k_f_rows": _wrong(args, k_f=k_f[: A - 1]), "k_f_freqs": _wrong(args, k_f=k_f[:, : F - 1]),
+            "D_rows": _wrong(args, D=D[:-1]), "k_f_dtype": _wrong(args, k_f=k_f.to(torch.complex128)),
+            "short_n_fft": _wrong(args, k_f=k_f[:, :8], n_fft=14)}[bad]
+    exc = TypeError if bad == "k_f_dtype" else ValueError
+    match = {"k_f_rows": "k_f must be", "k_f_freqs": "k_f must be", "D_rows": "D must be", "k_f_dtype": "k_f must be",
+             "short_n_fft": "too short"}[bad]
+    if mode == "fake":
+        with FakeTensorMode() as fake, pytest.raises(exc, match=match):
+            fake_args = {k: fake.from_tensor(v) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+            torch.ops.s4op.sparse_fftconv(*fake_args.values())
+    else:
+        torch._dynamo.reset()
+        fn = torch.compile(lambda *a: torch.ops.s4op.sparse_fftconv(*a), backend="eager", fullgraph=True)
+        with pytest.raises(Exception, match=match):  # dynamo wraps the fake's error in its own exception type
+            fn(*args.values())
+
+
+def test_s4d_kernel_reads_the_rows_it_is_given():
+    k = make_s4d(7, 8, 4).kernel
+    rows = torch.tensor([5, 1, 1, 6])
+    full = (k.C, k.log_dt, k.log_A_real, k.A_imag)
+    with torch.no_grad():
+        for backend in s4op_kernels.available_backends():
+            with s4op_kernels.use_backend(backend):
+                got = s4d_kernel(*full, 40, rows)
+                want = s4d_kernel(*(t.index_select(0, rows) for t in full), 40)
+            assert torch.equal(got, want), backend
+        with pytest.raises(TypeError, match="rows must be int64"):
+            torch.ops.s4op.s4d_kernel(*full, 40, rows.int())
 
 
 def test_torch_compile_of_a_model_with_s4d_layers():

@@ -7,8 +7,9 @@
   SSM tensors at the fine-tuning learning rate).
 - :func:`evaluate`: loss and metrics in eval mode under ``torch.inference_mode`` (so S4D layers run on the
   compiled CPU engine).
-- :func:`train_task`: load a task's splits, train a configured model, report the test metric once and
-  save a checkpoint (the ``s4op train`` command).
+
+Loading a task, training it and saving a checkpoint in one call (the ``s4op train`` command) is the
+application's: :func:`s4op_kernels.app.train.train_task`.
 
 Optimizer parameter groups (:func:`parameter_groups`): parameters tagged ``_optim`` (the SSM tensors C,
 log_dt, log_A_real, A_imag) get their tag's hyperparameters (no weight decay; their own learning rate,
@@ -25,7 +26,6 @@ multi-label tasks (micro-F1 is what the paper reports for ECG).
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +34,8 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from s4op_kernels._progress import progress_enabled
 
 METRICS = ("accuracy", "micro_f1", "macro_f1", "loss")
 _NO_DECAY_MODULES = (nn.LayerNorm, nn.modules.batchnorm._NormBase, nn.GroupNorm)
@@ -208,12 +210,6 @@ def _forward(model: nn.Module, x: torch.Tensor, lengths: Optional[torch.Tensor])
     return model(x) if lengths is None else model(x, lengths)
 
 
-def _progress_enabled(progress: Optional[bool]) -> bool:
-    if progress is None:
-        return sys.stderr.isatty()
-    return bool(progress)
-
-
 # ---------------------------------------------------------------------- evaluation
 def evaluate(model: nn.Module, ds: Dataset, *, batch_size: int = 256, metric: str = "auto",
              device: Union[str, torch.device] = "cpu") -> dict[str, float]:
@@ -343,7 +339,7 @@ def train(
     best_state: Optional[dict[str, torch.Tensor]] = None
     since_best = 0
     start = time.perf_counter()
-    bar = _make_bar(total_steps, _progress_enabled(progress))
+    bar = _make_bar(total_steps, progress_enabled(progress))
     rng_devices = [device] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=rng_devices):
@@ -417,88 +413,6 @@ def fine_tune(model: nn.Module, train_ds: Dataset, val_ds: Dataset, *, epochs: i
                  ssm_lr=lr if ssm_lr is None else ssm_lr, warmup_steps=warmup_steps, **kwargs)
 
 
-# ---------------------------------------------------------------------- one task, end to end
-@dataclass
-class TaskRun:
-    """What :func:`train_task` produced: the trained model and where it was saved."""
-
-    task: str
-    config: Any  # models.Config
-    model: nn.Module
-    result: TrainResult
-    val: dict[str, float]
-    test: Optional[dict[str, float]]
-    num_parameters: int
-    checkpoint: Optional[str]
-
-    def summary(self) -> str:
-        """One line: task, config, validation and test metric, epochs, parameters, time, checkpoint."""
-        m = self.result.metric
-        parts = [f"task={self.task}", f"config={self.config.name}", f"val_{m}={self.val['metric']:.4f}"]
-        if self.test is not None:
-            parts.append(f"test_{m}={self.test['metric']:.4f}")
-        parts += [f"best_epoch={self.result.best_epoch}/{len(self.result.history)}", f"params={self.num_parameters}",
-                  f"time={self.result.wall_time:.1f}s"]
-        if self.checkpoint is not None:
-            parts.append(f"checkpoint={self.checkpoint}")
-        return " ".join(parts)
-
-
-def train_task(task: str, root: Optional[Union[str, os.PathLike]] = None, *, config=None, seed: int = 0,
-               out: Optional[Union[str, os.PathLike]] = None, data_options: Optional[dict] = None,
-               test: bool = True, progress: Optional[bool] = None, device: Union[str, torch.device] = "cpu",
-               log: Optional[Callable[[str], Any]] = None) -> TaskRun:
-    """Load ``task``'s train/val/test splits from ``root``, build and train the model of ``config``
-    (a Config, a registered name, or None: the task's CPU-sized default) with ``seed``, evaluate the test
-    split once (reported, never used for selection) and, if ``out`` is given, save the checkpoint
-    ``<out>/model.safetensors`` + ``<out>/model.json``.  ``s4op_kernels.data.load`` receives the config's
-    ``data_options`` updated with ``data_options``.  ``out`` is locked for the whole call (``runlock``): a
-    busy or unwritable folder fails before any training."""
-    import contextlib
-
-    from s4op_kernels.runlock import lock_run_folder
-
-    with lock_run_folder(out) if out is not None else contextlib.nullcontext():
-        return _train_task(task, root, config=config, seed=seed, out=out, data_options=data_options, test=test,
-                           progress=progress, device=device, log=log)
-
-
-def _train_task(task, root, *, config, seed, out, data_options, test, progress, device, log) -> TaskRun:
-    from s4op_kernels import data
-    from s4op_kernels.checkpoint import save_checkpoint
-    from s4op_kernels.models import Config, build_model, default_config, get_config
-
-    if config is None:
-        config = default_config(task)
-    elif isinstance(config, str):
-        config = get_config(config)
-    elif not isinstance(config, Config):
-        raise TypeError(f"train_task(config): expected a Config, a config name or None, got {type(config).__name__}")
-    options = {**config.data_options, **(data_options or {})}  # the user's options win
-    train_ds = data.load(task, root, "train", **options)
-    val_ds = data.load(task, root, "val", **options)
-    test_ds = data.load(task, root, "test", **options) if test else None
-
-    model = build_model(config, train_ds.info, seed=seed)
-    result = train(model, train_ds, val_ds, **config.train_kwargs(), seed=seed, progress=progress,
-                   device=device, log=log)
-    val = evaluate(model, val_ds, metric=result.metric, device=device)
-    test_metrics = evaluate(model, test_ds, metric=result.metric, device=device) if test_ds is not None else None
-    n_params = sum(p.numel() for p in model.parameters())
-    path = None
-    if out is not None:
-        metrics = {"metric": result.metric, "val": val, "best_epoch": result.best_epoch,
-                   "train_time_s": result.wall_time, "steps": result.steps}
-        if test_metrics is not None:
-            metrics["test"] = test_metrics
-        extra = {"task": task, "data": None if root is None else str(root), "data_options": options, "seed": seed,
-                 "history": result.history}
-        path = str(save_checkpoint(os.path.join(os.fspath(out), "model"), model, config=config,
-                                   task_info=train_ds.info, metrics=metrics, extra=extra))
-    return TaskRun(task=task, config=config, model=model, result=result, val=val, test=test_metrics,
-                   num_parameters=n_params, checkpoint=path)
-
-
 # ---------------------------------------------------------------------- helpers
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -514,6 +428,6 @@ def _make_bar(total: int, enabled: bool):
 
 
 __all__ = [
-    "TrainResult", "TaskRun", "train", "fine_tune", "evaluate", "train_task", "parameter_groups", "warmup_cosine",
+    "TrainResult", "train", "fine_tune", "evaluate", "parameter_groups", "warmup_cosine",
     "make_scheduler", "f1_scores", "multilabel_counts", "loss_fn", "resolve_metric", "is_multilabel", "METRICS",
 ]

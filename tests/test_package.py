@@ -55,3 +55,19 @@ def test_missing_extension_says_how_to_reinstall():
 
 def test_version():
     assert s4op_kernels.__version__
+
+
+def test_the_library_never_imports_the_application():
+    # Dependencies point one way: s4op_kernels.app (the command line's code) imports the library, never the
+    # reverse, at module level or inside functions.
+    import re
+
+    pkg = pathlib.Path(s4op_kernels.__file__).resolve().parent
+    upward = re.compile(r"^\s*(from s4op_kernels\.app\b|import s4op_kernels\.app\b|from s4op_kernels import .*\bapp\b)", re.M)
+    offenders = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
+                 if "app" not in p.relative_to(pkg).parts and upward.search(p.read_text())]
+    assert not offenders, f"library modules that import the application: {offenders}"
+    r = _run("import sys, s4op_kernels, s4op_kernels.pruning, s4op_kernels.training, s4op_kernels.checkpoint, "
+             "s4op_kernels.data, s4op_kernels.models, s4op_kernels.runlock\n"
+             "print(sorted(m for m in sys.modules if m.startswith('s4op_kernels.app')))")
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

@@ -49,7 +49,7 @@ def test_a_lock_left_by_a_killed_process_is_not_mistaken_for_a_live_one(holder):
 
 
 def test_two_searches_into_one_folder_the_second_exits_1(holder, capsys):
-    from s4op_kernels import cli
+    from s4op_kernels.app import cli
 
     folder, _ = holder
     assert cli.main(["run", "--out", str(folder), "--no-progress"]) == 1
@@ -58,7 +58,7 @@ def test_two_searches_into_one_folder_the_second_exits_1(holder, capsys):
 
 
 def test_report_is_refused_while_a_search_writes_the_folder(holder, capsys):
-    from s4op_kernels import cli
+    from s4op_kernels.app import cli
 
     folder, _ = holder
     (folder / "search.json").write_text("{}")

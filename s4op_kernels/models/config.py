@@ -35,7 +35,7 @@ class Config:
     ``patience`` (early-stopping epochs without improvement; None: run every epoch, keep the best).
     Fine-tuning (each pruning candidate): ``finetune_epochs``, ``finetune_lr``, ``finetune_weight_decay``.
     Data: ``data_options``, keywords for ``s4op_kernels.data.load`` that this config expects (``s4op train``
-    and :func:`~s4op_kernels.training.train_task` apply them under the user's own options).
+    and :func:`~s4op_kernels.app.train.train_task` apply them under the user's own options).
 
     Frozen; derive variants with :meth:`replace`.  :meth:`to_dict`/:meth:`from_dict` give the JSON form
     stored beside checkpoints.

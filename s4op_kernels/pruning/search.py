@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from s4op_kernels._progress import progress_enabled
 from s4op_kernels.pruning.allocation import allocate
 from s4op_kernels.pruning.latency import SSMOperators, example_input, measure_latencies
 from s4op_kernels.pruning.params import compact_model, count_parameters
@@ -161,7 +162,7 @@ class IncrementalPruner:
             "rates": self.rates, "seeds": self.seeds, "strategy": self.strategy, "selector": self.selector,
             "incremental": self.incremental, "n_layers": len(self.layers), "d_model": self.H,
             "latency_batch_size": self.latency_batch_size,
-            # "run": the data's identity and the baseline's provenance (pipeline.run_identity), when given
+            # "run": the data's identity and the baseline's provenance (app.pipeline.run_identity), when given
             **{k: self.meta[k] for k in ("task", "model", "finetune", "run") if k in self.meta},
         }
 
@@ -414,9 +415,7 @@ class PruningResult:
 def _bar(total: int, initial: int, progress: Optional[bool], desc: str):
     from tqdm.auto import tqdm
 
-    from s4op_kernels.training import _progress_enabled  # one rule for when bars show
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="candidate", disable=not _progress_enabled(progress),
+    return tqdm(total=total, initial=initial, desc=desc, unit="candidate", disable=not progress_enabled(progress),
                 leave=False)
 
 

@@ -177,7 +177,7 @@ def _add_train(sub) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from s4op_kernels.models import default_config, get_config
-    from s4op_kernels.training import train_task
+    from s4op_kernels.app.train import train_task
 
     if args.data is None and args.task != "ecg-synthetic":
         raise _UsageError(f"--data is required for task {args.task!r} (only ecg-synthetic is generated in memory)")
@@ -287,7 +287,7 @@ def _add_prune(sub) -> None:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
-    from s4op_kernels.pruning.pipeline import prune_task
+    from s4op_kernels.app.pipeline import prune_task
 
     if args.data is None and args.task != "ecg-synthetic":
         raise _UsageError(f"--data is required for task {args.task!r} (only ecg-synthetic is generated in memory)")
@@ -315,7 +315,7 @@ def _add_run(sub) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from s4op_kernels.pruning.pipeline import MAIN_OUT, run_main_job
+    from s4op_kernels.app.pipeline import MAIN_OUT, run_main_job
 
     t0 = time.perf_counter()
     _, paths = run_main_job(args.out or MAIN_OUT, log=_log, **_search_kwargs(args))
@@ -329,7 +329,7 @@ def _add_report(sub) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from s4op_kernels.pruning.pipeline import report
+    from s4op_kernels.app.pipeline import report
 
     paths = report(args.dir)
     print(pathlib.Path(paths["md"]).read_text())
@@ -344,7 +344,7 @@ def _add_compare(sub) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from s4op_kernels.pruning.pipeline import MAIN_OUT, compare
+    from s4op_kernels.app.pipeline import MAIN_OUT, compare
 
     t0 = time.perf_counter()
     res = compare(args.dir or MAIN_OUT, seeds=args.seeds, progress=args.progress, log=_log)

@@ -20,6 +20,7 @@ writes into a run folder (``runlock``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -29,10 +30,15 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from s4op_kernels import data
+from s4op_kernels.checkpoint import atomic_write_bytes, checkpoint_paths, load_checkpoint, save_checkpoint
+from s4op_kernels.models import Config, build_model, default_config, get_config
+from s4op_kernels.pruning.report import write_report
 from s4op_kernels.pruning.search import (
-    DEFAULT_RATES, PAPER_SEEDS, IncrementalPruner, OneShotPruner, PruningResult, SearchMismatchError,
+    DEFAULT_RATES, PAPER_SEEDS, IncrementalPruner, OneShotPruner, PruningResult, SearchMismatchError, summary_rate,
 )
 from s4op_kernels.runlock import lock_run_folder
+from s4op_kernels.training import evaluate, fine_tune, is_multilabel, resolve_metric, train
 
 # `s4op run`: the built-in synthetic ECG task, generated in memory, and the ecg-embedded model.
 MAIN_TASK = "ecg-synthetic"
@@ -43,14 +49,10 @@ BASELINE = "baseline"
 
 
 def _load_splits(task: str, root, options: dict):
-    from s4op_kernels import data
-
     return tuple(data.load(task, root, split, **options) for split in ("train", "val", "test"))
 
 
 def _resolve_config(config):
-    from s4op_kernels.models import Config, get_config
-
     if isinstance(config, str):
         return get_config(config)
     if not isinstance(config, Config):
@@ -61,8 +63,6 @@ def _resolve_config(config):
 def data_fingerprint(splits) -> str:
     """SHA-256 over the contents of every split (inputs, labels, their dtypes and shapes, the task
     description): the identity of the data a run used, independent of where or how it is stored."""
-    import dataclasses
-
     h = hashlib.sha256()
     for ds in splits:
         h.update(json.dumps(dataclasses.asdict(ds.info), sort_keys=True, default=str).encode())
@@ -75,16 +75,14 @@ def data_fingerprint(splits) -> str:
 
 def run_identity(task: str, root, options: dict, splits, *, seed: int, config, checkpoint=None) -> dict:
     """Everything that determines a run's result besides the search's own settings (JSON-normalized)."""
-    data = {"path": None if root is None else str(Path(root).resolve()), "options": options,
-            "fingerprint": data_fingerprint(splits)}
+    data_id = {"path": None if root is None else str(Path(root).resolve()), "options": options,
+               "fingerprint": data_fingerprint(splits)}
     if checkpoint is not None:
-        from s4op_kernels.checkpoint import checkpoint_paths
-
         weights = checkpoint_paths(checkpoint)[0]
         baseline = {"checkpoint": str(weights.resolve()), "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
     else:
         baseline = {"seed": seed, "config": config.to_dict()}
-    return json.loads(json.dumps({"task": task, "data": data, "baseline": baseline}))
+    return json.loads(json.dumps({"task": task, "data": data_id, "baseline": baseline}))
 
 
 def _differences(a, b, prefix="") -> list[str]:
@@ -113,10 +111,6 @@ def prepare(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_OUT,
     run saved it (refused unless it was trained on the same data, with the same seed and config), else a
     model of ``config`` trained now (and saved there).  Returns ``(model, config, (train, val, test), info)``
     where ``info`` describes the baseline's training and holds the run's identity (``info["run"]``)."""
-    from s4op_kernels.checkpoint import load_checkpoint, save_checkpoint
-    from s4op_kernels.models import build_model, default_config
-    from s4op_kernels.training import evaluate, train
-
     with lock_run_folder(out) as out:
         saved = out / f"{BASELINE}.safetensors"
         source = checkpoint if checkpoint is not None else (out / BASELINE if saved.exists() else None)
@@ -158,8 +152,6 @@ def prepare(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_OUT,
 
 
 def _callbacks(config, metric: str, progress: Optional[bool], finetune_epochs=None, finetune_lr=None):
-    from s4op_kernels.training import evaluate, fine_tune
-
     kw = config.finetune_kwargs()
     if finetune_epochs is not None:
         kw["epochs"] = finetune_epochs
@@ -177,8 +169,6 @@ def _callbacks(config, metric: str, progress: Optional[bool], finetune_epochs=No
 
 
 def _metric_name(train_ds) -> str:
-    from s4op_kernels.training import is_multilabel, resolve_metric
-
     return resolve_metric("auto", is_multilabel(train_ds))
 
 
@@ -191,8 +181,6 @@ def prune_task(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_O
                max_metric_drop: Optional[float] = None, progress: Optional[bool] = None,
                log: Callable[[str], Any] = print) -> tuple[PruningResult, dict]:
     """The whole S4oP pipeline on one task; returns the search result and the report's file paths."""
-    from s4op_kernels.pruning.report import write_report
-
     t0 = time.perf_counter()
     with lock_run_folder(out) as out:  # before any work: a busy or unwritable folder fails now
         model, config, (train_ds, val_ds, test_ds), base = prepare(
@@ -225,8 +213,6 @@ def run_main_job(out=MAIN_OUT, *, progress: Optional[bool] = None, log: Callable
 
 def report(out) -> dict:
     """Rebuild ``report.md/json/png`` of a run folder from its ``search.json`` (finished or not)."""
-    from s4op_kernels.pruning.report import write_report
-
     path = Path(out) / "search.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: not a run folder of `s4op prune` / `s4op run` (no search.json)")
@@ -244,8 +230,6 @@ def compare(out=MAIN_OUT, *, strategies: Sequence[str] = ("depth_aware", "random
     one-shot pruning with each allocation strategy at ``strategy_rates``, and one-shot against the run's
     incremental search at ``oneshot_rates`` (same seeds, fine-tuning and data).  Writes
     ``<out>/compare/compare.md`` and ``compare.json``; resumable like the search."""
-    from s4op_kernels.checkpoint import atomic_write_bytes
-
     out = Path(out)
     path = out / "search.json"
     if not path.exists():
@@ -285,8 +269,6 @@ def compare(out=MAIN_OUT, *, strategies: Sequence[str] = ("depth_aware", "random
 
 def comparison_tables(main: dict, oneshot: dict, strategy_rates, oneshot_rates) -> str:
     """Markdown: Figure 3 (one-shot, strategies x rates) and Figure 4 (incremental vs one-shot)."""
-    from s4op_kernels.pruning.search import summary_rate
-
     metric = main["meta"]["metric"]
     base = main["baseline"]
 

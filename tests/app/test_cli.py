@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import s4op_kernels.data
-from s4op_kernels import cli
+from s4op_kernels.app import cli
 from s4op_kernels.checkpoint import load_checkpoint
 from s4op_kernels.data.base import TaskDataset, TaskInfo
 
@@ -175,12 +175,13 @@ def test_out_pointing_at_a_file_is_a_usage_error(tmp_path, capsys):
 
 
 def test_unwritable_out_fails_before_any_training(monkeypatch, capsys):
-    import s4op_kernels.training as training
+    from s4op_kernels.app import pipeline, train
 
     def no_training(*args, **kwargs):
         raise AssertionError("training started before the output folder was checked")
 
-    monkeypatch.setattr(training, "train", no_training)
+    monkeypatch.setattr(train, "train", no_training)
+    monkeypatch.setattr(pipeline, "train", no_training)
     # /proc refuses new entries even to root (a chmod'ed folder would not stop root).
     for argv in (["train", "--task", "ecg-synthetic", "--out", "/proc/s4op-test/x", "--quiet"],
                  ["run", "--out", "/proc/s4op-test/x", "--no-progress"]):

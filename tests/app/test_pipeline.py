@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from s4op_kernels import cli
-from s4op_kernels.pruning import pipeline
+from s4op_kernels.app import cli
+from s4op_kernels.app import pipeline
 
 TINY = ["-o", "n_train=48", "-o", "n_val=24", "-o", "n_test=24", "-o", "duration=1.28"]
 

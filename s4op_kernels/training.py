@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from s4op_kernels._progress import progress_enabled
+from s4op_kernels._validate import check_float, check_int
 
 METRICS = ("accuracy", "micro_f1", "macro_f1", "loss")
 _NO_DECAY_MODULES = (nn.LayerNorm, nn.modules.batchnorm._NormBase, nn.GroupNorm)
@@ -299,12 +300,11 @@ def train(
 
     Returns a :class:`TrainResult`; the model holds the best epoch's weights and is in train mode.
     """
-    _check_positive_int("epochs", epochs)
-    _check_positive_int("batch_size", batch_size)
+    epochs = check_int(epochs, "epochs", func="train", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", func="train", minimum=1)
     if patience is not None:
-        _check_positive_int("patience", patience)
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise ValueError(f"train: lr must be a number > 0, got {lr!r}")
+        patience = check_int(patience, "patience", func="train", minimum=1)
+    lr = check_float(lr, "lr", func="train", minimum=0.0, min_open=True)
     if clip is not None and not clip > 0:
         raise ValueError(f"train: clip must be None or > 0, got {clip!r}")
     if warmup_epochs is not None and warmup_steps is not None:
@@ -414,11 +414,6 @@ def fine_tune(model: nn.Module, train_ds: Dataset, val_ds: Dataset, *, epochs: i
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"train: {name} must be an integer >= 1, got {value!r}")
-
-
 def _make_bar(total: int, enabled: bool):
     if not enabled:
         return None

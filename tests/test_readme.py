@@ -20,12 +20,16 @@ def test_python_examples_run(index):
     exec(compile(_blocks("python")[index], f"README.md[python block {index}]", "exec"), {})
 
 
-def test_ci_runs_the_readme_install_and_test_commands():
+def test_ci_runs_the_readme_commands_and_make_installs_like_the_manual_steps():
     ci = (ROOT / ".ci" / "run").read_text()
-    bash = _blocks("bash")
-    install = [line for line in bash[0].splitlines() if line.startswith("pip install")]
-    assert install, "README's first bash block must hold the install commands"
-    for line in install:
-        assert line in ci, f".ci/run does not run the README's install command {line!r}"
-    assert "\npytest\n" in "\n" + "\n".join(bash) + "\n", "README must show the test command `pytest`"
-    assert re.search(r"^\s*pytest\s*$", ci, flags=re.M), ".ci/run must run the README's test command `pytest`"
+    bash = "\n".join(_blocks("bash"))
+    for command in ("make test", "make run"):
+        assert re.search(rf"^{command}\b", bash, flags=re.M), f"README must show `{command}`"
+        assert re.search(rf"^(time )?{command}\b", ci, flags=re.M), f".ci/run must run the README's `{command}`"
+    # The Makefile installs what the README's manual steps install, in the same order (torch first).
+    manual = [line for line in bash.splitlines() if line.startswith("pip install")]
+    assert manual == ["pip install torch==2.13.0", 'pip install ".[test]"'], manual
+    makefile = (ROOT / "Makefile").read_text()
+    assert "TORCH ?= torch==2.13.0" in makefile and 'pip install ".[test]"' in makefile
+    assert makefile.index("$(TORCH_STAMP):") < makefile.index("$(STAMP): $(TORCH_STAMP)")
+    assert re.search(r"^pytest$", bash, flags=re.M), "README must show the manual test command `pytest`"

@@ -18,6 +18,7 @@ from torch import nn
 
 from s4op_kernels.layers._snapshot import TensorSnapshot
 from s4op_kernels.ops import fft_size, s4d_kernel, sparse_fftconv
+from s4op_kernels._validate import check_float, check_int
 
 _SUPPORTED_DTYPES = (torch.float32, torch.float64)
 # The per-channel SSM tensors, by path in the layer (S4DLayer.SSM_TENSORS): row h belongs to channel h (dense
@@ -106,12 +107,11 @@ class S4DLayer(nn.Module):
         dtype: Optional[torch.dtype] = None,
     ):
         super().__init__()
-        _check_int("d_model", d_model, minimum=1)
-        _check_int("d_state", d_state, minimum=2)
+        d_model = check_int(d_model, "d_model", func="S4DLayer", minimum=1)
+        d_state = check_int(d_state, "d_state", func="S4DLayer", minimum=2)
         if d_state % 2:
-            raise ValueError(f"S4DLayer: d_state must be even (N/2 complex modes), got {d_state}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"S4DLayer: dropout must be a float in [0, 1), got {dropout!r}")
+            raise ValueError(f"S4DLayer(d_state): must be even (N/2 complex modes), got {d_state}")
+        dropout = check_float(dropout, "dropout", func="S4DLayer", minimum=0.0, maximum=1.0, max_open=True)
         if not (isinstance(dt_min, (int, float)) and isinstance(dt_max, (int, float)) and 0 < dt_min <= dt_max):
             raise ValueError(f"S4DLayer: need 0 < dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
         if lr is not None and (not isinstance(lr, (int, float)) or lr < 0):
@@ -533,6 +533,3 @@ def _has_hooks(*modules: nn.Module) -> bool:
         m._forward_hooks or m._forward_pre_hooks for m in modules)
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"S4DLayer: {name} must be an integer >= {minimum}, got {value!r}")

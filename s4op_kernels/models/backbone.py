@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from s4op_kernels.layers.s4d import S4DLayer
+from s4op_kernels._validate import check_float, check_int
 
 # name -> factory(d_model, *, d_state, dropout, lr, dt_min, dt_max) -> module with forward(u (B, H, L)) -> (y, state)
 LayerFactory = Callable[..., nn.Module]
@@ -134,22 +135,20 @@ class SequenceClassifier(nn.Module):
         dt_max: float = 0.1,
     ):
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("d_model", d_model), ("n_layers", n_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SequenceClassifier: {name} must be an integer >= 1, got {value!r}")
+        num_classes, d_model, n_layers = (check_int(v, name, func="SequenceClassifier", minimum=1) for name, v in
+                                          (("num_classes", num_classes), ("d_model", d_model), ("n_layers", n_layers)))
         if (vocab_size is None) == (in_channels is None):
             raise ValueError("SequenceClassifier: give exactly one of vocab_size (token inputs) or in_channels "
                              f"(continuous inputs), got vocab_size={vocab_size!r}, in_channels={in_channels!r}")
-        if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2):
-            raise ValueError(f"SequenceClassifier: vocab_size must be an integer >= 2 (index 0 is padding), got {vocab_size!r}")
-        if in_channels is not None and (isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1):
-            raise ValueError(f"SequenceClassifier: in_channels must be an integer >= 1, got {in_channels!r}")
+        if vocab_size is not None:  # index 0 is padding: at least one more token
+            vocab_size = check_int(vocab_size, "vocab_size", func="SequenceClassifier", minimum=2)
+        if in_channels is not None:
+            in_channels = check_int(in_channels, "in_channels", func="SequenceClassifier", minimum=1)
         if norm not in NORMS:
             raise ValueError(f"SequenceClassifier: norm must be one of {NORMS}, got {norm!r}")
         if layer not in _LAYERS:
             raise ValueError(f"SequenceClassifier: layer must be one of {available_layers()}, got {layer!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"SequenceClassifier: dropout must be a float in [0, 1), got {dropout!r}")
+        dropout = check_float(dropout, "dropout", func="SequenceClassifier", minimum=0.0, maximum=1.0, max_open=True)
 
         self.num_classes, self.d_model, self.n_layers = num_classes, d_model, n_layers
         self.vocab_size, self.in_channels = vocab_size, in_channels

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from fractions import Fraction
 from typing import Optional
 
 import torch
+
+from s4op_kernels._validate import check_int
 
 STRATEGIES = ("depth_aware", "depth_aware_original", "uniform", "random", "layerwise")
 
@@ -189,12 +190,4 @@ def _check_rate(rate) -> float:
 
 
 def _check_int(func: str, name: str, value) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{func}({name}): expected an integer >= 1, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{func}({name}): expected an integer >= 1, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{func}({name}): must be >= 1, got {value}")
-    return value
+    return check_int(value, name, func=func, minimum=1)

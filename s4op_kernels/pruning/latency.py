@@ -8,7 +8,6 @@ and reports the median (robust to the odd slow run on a shared machine) with its
 from __future__ import annotations
 
 import gc
-import numbers
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Union
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from s4op_kernels.ops.dispatch import use_backend
+from s4op_kernels._validate import check_int
 
 
 @dataclass(frozen=True)
@@ -216,11 +216,7 @@ def _synchronizer(args: tuple):
 
 
 def _check_count(name: str, value, *, minimum: int, func: str = "measure_latency") -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{func}({name}): expected an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{func}({name}): must be >= {minimum}, got {value}")
-    return int(value)
+    return check_int(value, name, func=func, minimum=minimum)
 
 
 class SSMOperators(nn.Module):

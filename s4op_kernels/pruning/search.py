@@ -34,6 +34,7 @@ from s4op_kernels.pruning.allocation import allocate
 from s4op_kernels.pruning.latency import SSMOperators, example_input, measure_latencies
 from s4op_kernels.pruning.params import compact_model, count_parameters
 from s4op_kernels.pruning.selection import prune_model, ssm_layers
+from s4op_kernels._validate import check_int
 
 DEFAULT_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 PAPER_SEEDS = (7, 42, 123, 2024, 31650)
@@ -131,9 +132,8 @@ class IncrementalPruner:
             raise TypeError("evaluate must be a callable (model, dataset) -> float")
         if fine_tune is not None and not callable(fine_tune):
             raise TypeError("fine_tune must be None or a callable (model, train_ds, val_ds, seed=...)")
-        for name, v in (("latency_batch_size", latency_batch_size), ("latency_repeats", latency_repeats)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        latency_batch_size = check_int(latency_batch_size, "latency_batch_size", func="IncrementalPruner", minimum=1)
+        latency_repeats = check_int(latency_repeats, "latency_repeats", func="IncrementalPruner", minimum=1)
         if latency_budget_ms is not None and not latency_budget_ms > 0:
             raise ValueError(f"latency_budget_ms must be > 0 or None, got {latency_budget_ms!r}")
         if max_metric_drop is not None and not max_metric_drop >= 0:

@@ -540,8 +540,8 @@ def test_bad_channel_indices(layer, idx, exc, match):
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
-        (dict(d_model=4, d_state=5), ValueError, "d_state must be even"),
-        (dict(d_model=4, d_state=0), ValueError, "d_state must be an integer >= 2"),
+        (dict(d_model=4, d_state=5), ValueError, r"S4DLayer\(d_state\): must be even"),
+        (dict(d_model=4, d_state=0), ValueError, r"S4DLayer\(d_state\): expected an integer >= 2, got 0"),
         (dict(d_model=0), ValueError, "d_model"),
         (dict(d_model=4.0), ValueError, "d_model"),
         (dict(d_model=4, dropout=1.0), ValueError, "dropout"),

@@ -35,14 +35,13 @@ weights' SHA-256 and that the weights fit the config first).
 Nothing is overwritten in place: both files are first written in full to temporary files in the destination
 folder and flushed to disk, then each replaces its old file with ``os.replace``; if the second replacement
 fails, the old weights are put back.  A failure at any point leaves the previous checkpoint as it was.
-:func:`atomic_write_bytes` does the same for any single file (run summaries, reports).
+:func:`atomic_write_bytes` (from :mod:`s4op_kernels._atomic`) does the same for any single file (run summaries, reports).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import hashlib
 import hmac
 import json
@@ -55,6 +54,8 @@ from typing import Any, Mapping, Optional, Union
 
 import torch
 from torch import nn
+
+from s4op_kernels._atomic import atomic_write_bytes, fsync_dir as _fsync_dir, remove as _remove, write_temp as _write_temp
 
 FORMAT = "s4op-checkpoint"
 FORMAT_VERSION = 2
@@ -241,23 +242,6 @@ def upgrade_checkpoint(path: PathLike) -> pathlib.Path:
         upgraded["format_version"] = FORMAT_VERSION
         atomic_write_bytes(sidecar_path, _sidecar_text(upgraded).encode("utf-8"))
     return weights_path
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> pathlib.Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, flushed to disk, then
-    ``os.replace``.  Readers see the old content or the new one, never a partial file."""
-    target = pathlib.Path(os.fspath(path))
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"atomic_write_bytes(data): expected bytes, got {type(data).__name__}")
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"atomic_write_bytes: the folder {target.parent} does not exist")
-    tmp = _write_temp(target, bytes(data))
-    try:
-        os.replace(tmp, target)
-    finally:
-        _remove(tmp)
-    _fsync_dir(target.parent)
-    return target
 
 
 # ---------------------------------------------------------------------- helpers
@@ -539,29 +523,6 @@ def _jsonable(obj):
     return obj
 
 
-def _write_temp(target: pathlib.Path, data: bytes) -> str:
-    """Write ``data`` to a new temporary file next to ``target``, flushed to disk; returns its path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp makes the file private (0600); give it the permissions a plain open() would have.
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        _remove(tmp)
-        raise
-    return tmp
-
-
-@functools.lru_cache(maxsize=None)
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
-    os.umask(mask)
-    return mask
-
-
 def _link_backup(path: pathlib.Path) -> Optional[str]:
     """A hard link to the existing file ``path`` under a temporary name (None if there is no file or the
     file system has no hard links)."""
@@ -575,26 +536,6 @@ def _link_backup(path: pathlib.Path) -> Optional[str]:
     except OSError:
         return None
     return backup
-
-
-def _fsync_dir(folder: pathlib.Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. platforms where folders cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_weights", "read_meta", "upgrade_checkpoint", "atomic_write_bytes",

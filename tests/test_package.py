@@ -71,3 +71,40 @@ def test_the_library_never_imports_the_application():
              "s4op_kernels.data, s4op_kernels.models, s4op_kernels.runlock\n"
              "print(sorted(m for m in sys.modules if m.startswith('s4op_kernels.app')))")
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_the_type_stub_matches_the_compiled_module():
+    # _C.pyi documents the binding for editors and type checkers; a stale stub (a removed argument, a missing
+    # keyword) misleads every reader.  Compare names, parameter names, order and keyword-only markers with
+    # the signatures pybind11 writes into each function's docstring.
+    import ast
+    import re
+
+    if not _ext.extension_available():
+        import pytest
+
+        pytest.skip(f"compiled extension unavailable: {_ext.unavailable_reason()}")
+    stub = ast.parse((pathlib.Path(s4op_kernels.__file__).parent / "_C.pyi").read_text())
+    stubbed = {}
+    for node in stub.body:
+        if isinstance(node, ast.FunctionDef):
+            a = node.args
+            stubbed[node.name] = ([p.arg for p in a.posonlyargs + a.args], [p.arg for p in a.kwonlyargs])
+    C = _ext.C()
+    compiled = {}
+    for name in dir(C):
+        fn = getattr(C, name)
+        if name.startswith("__") or not callable(fn):
+            continue
+        sig = (fn.__doc__ or "").splitlines()[0]
+        params = re.match(rf"{name}\((.*)\) ->", sig).group(1)
+        positional, keyword, star = [], [], False
+        for part in re.split(r",\s*(?![^\[]*\])", params) if params else []:
+            if part.strip() == "*":
+                star = True
+                continue
+            (keyword if star else positional).append(part.split(":")[0].strip())
+        compiled[name] = (positional, keyword)
+    assert set(stubbed) == set(compiled), f"stub-only: {set(stubbed) - set(compiled)}, missing: {set(compiled) - set(stubbed)}"
+    for name in compiled:
+        assert stubbed[name] == compiled[name], f"{name}: stub {stubbed[name]} != compiled {compiled[name]}"

@@ -275,7 +275,6 @@ def _add_prune(sub) -> None:
                                    "and write report.md/json/png into --out. Re-running the same command resumes.")
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--data", default=None, help="dataset folder (optional for ecg-synthetic)")
-    p.add_argument("--model", default="s4d", choices=["s4d"], help="SSM layer kind (S4D; S4 joins with S4Layer)")
     p.add_argument("--config", default=None, choices=list_configs(), metavar="NAME",
                    help="configuration of the baseline (default: the task's CPU-sized one)")
     p.add_argument("--checkpoint", default=None, help="a trained baseline (PATH of PATH.safetensors + PATH.json)")

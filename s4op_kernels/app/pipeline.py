@@ -31,7 +31,8 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from s4op_kernels import data
-from s4op_kernels.checkpoint import atomic_write_bytes, checkpoint_paths, load_checkpoint, save_checkpoint
+from s4op_kernels._atomic import atomic_write_bytes
+from s4op_kernels.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from s4op_kernels.models import Config, build_model, default_config, get_config
 from s4op_kernels.pruning.report import write_report
 from s4op_kernels.pruning.search import (

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from s4op_kernels.checkpoint import atomic_write_bytes
+from s4op_kernels._atomic import atomic_write_bytes
 
 
 def _pct(value: float, base: float) -> str:

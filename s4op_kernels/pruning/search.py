@@ -183,7 +183,7 @@ class IncrementalPruner:
     def _save_state(self, state: dict) -> None:
         if self.out_dir is None:
             return
-        from s4op_kernels.checkpoint import atomic_write_bytes
+        from s4op_kernels._atomic import atomic_write_bytes
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.out_dir / SEARCH_FILE, json.dumps(state, indent=2).encode())

@@ -109,3 +109,12 @@ def test_mixed_devices_are_an_error_in_the_op_itself(moved):
         torch.ops.s4op.sparse_fftconv(args["u"], args["k_f"], args["D"], args["active"], 16)
     with pytest.raises(exc, match=match):
         sparse_fftconv(args["u"], args["k_f"], args["D"], args["active"], 16)
+
+
+@pytest.mark.skipif("cpu" not in s4op_kernels.available_backends(), reason="compiled core not built")
+def test_python_next_fast_size_agrees_with_the_core():
+    from s4op_kernels import _ext
+    from s4op_kernels.ops import next_fast_size
+
+    for n in list(range(0, 2000)) + [4095, 4097, 8191, 65537, 10**6 + 1]:
+        assert next_fast_size(n) == _ext.C().next_fast_size(max(n, 1)), n

@@ -55,3 +55,9 @@ class ToyPrunable(torch.nn.Module):
     def set_active_channels(self, idx):
         self._active = torch.as_tensor(idx, dtype=torch.int64).sort().values
         return self
+
+
+def pathfinder_metadata_lines(folder) -> list[list[str]]:
+    """The fields of every line of a Pathfinder difficulty folder's metadata files, in batch order."""
+    files = sorted((folder / "metadata").glob("*.npy"), key=lambda p: int(p.stem))
+    return [line.split() for f in files for line in f.read_text().splitlines()]

@@ -196,14 +196,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- prune / run / report / compare
+def _comma_list(text: str, kind: Callable[[str], Any], what: str, one: str) -> list:
+    """``text`` split at commas, each part converted by ``kind``; at least one."""
+    try:
+        values = [kind(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one {one}")
+    return values
+
+
 def _rates(text: str) -> list[float]:
     """``10,30,50`` (percent) or ``0.1,0.3`` (fractions) -> fractions."""
-    try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one rate")
+    values = _comma_list(text, float, "numbers", "rate")
     if any(v > 1 for v in values):
         if any(v < 1 for v in values):
             raise argparse.ArgumentTypeError(
@@ -216,12 +222,7 @@ def _rates(text: str) -> list[float]:
 
 
 def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("expected at least one seed")
+    seeds = _comma_list(text, int, "integers", "seed")
     bad = [v for v in seeds if not 0 <= v <= SEED_MAX]
     if bad:
         raise argparse.ArgumentTypeError(f"seeds must be integers in [0, {SEED_MAX}], got {bad[0]}")

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
+from s4op_kernels._validate import check_int
 from s4op_kernels.layers.s4d import S4DLayer
 
 KernelFn = Callable[[nn.Module, int], torch.Tensor]
@@ -202,12 +202,7 @@ def select_channels(
     spec = prunable_spec(layer)
     active = layer.active_channels
     n_active = int(active.numel())
-    if isinstance(n_prune, bool):
-        raise TypeError(f"select_channels(n_prune): expected an int, got {n_prune!r}")
-    try:
-        n_prune = operator.index(n_prune)
-    except TypeError:
-        raise TypeError(f"select_channels(n_prune): expected an int, got {n_prune!r}") from None
+    n_prune = check_int(n_prune, "n_prune", func="select_channels")
     if not 0 <= n_prune <= n_active:
         raise ValueError(
             f"select_channels(n_prune): cannot prune {n_prune} channels of a layer with {n_active} active "

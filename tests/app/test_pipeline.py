@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -147,14 +148,18 @@ def test_resume_with_other_data_or_settings_is_refused(file_run, change, capsys)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing touched
 
 
-def test_resume_refuses_data_whose_contents_changed(file_run, tmp_path, capsys):
-    import shutil
-
-    argv, out, data, other = file_run
+def _copy_of_run(argv, out, tmp_path):
+    """A copy of the run folder ``out`` and the command line pointed at it (the fixture's folder stays)."""
     copy_out = tmp_path / "run"
     shutil.copytree(out, copy_out)
     argv = list(argv)
     argv[argv.index("--out") + 1] = str(copy_out)
+    return argv, copy_out
+
+
+def test_resume_refuses_data_whose_contents_changed(file_run, tmp_path, capsys):
+    argv, out, data, other = file_run
+    argv, _ = _copy_of_run(argv, out, tmp_path)
     # The same path, other records in it: only the fingerprint can tell.
     shutil.move(data, tmp_path / "kept")
     try:
@@ -183,13 +188,8 @@ def test_compare_uses_exactly_the_runs_data(file_run, monkeypatch):
 
 
 def test_resume_reads_rate_checkpoints_through_the_verified_loader(file_run, tmp_path, capsys):
-    import shutil
-
     argv, out, _, _ = file_run
-    copy_out = tmp_path / "run"
-    shutil.copytree(out, copy_out)
-    argv = list(argv)
-    argv[argv.index("--out") + 1] = str(copy_out)
+    argv, copy_out = _copy_of_run(argv, out, tmp_path)
     weights = copy_out / "rate_30.safetensors"
     blob = bytearray(weights.read_bytes())
     blob[-1] ^= 0x01  # one flipped bit in the last tensor's data: still a readable safetensors file

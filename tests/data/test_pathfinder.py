@@ -17,27 +17,21 @@ import s4op_kernels
 from s4op_kernels import data
 from s4op_kernels.data import pathfinder, pathfinder_synthetic
 from s4op_kernels.data.base import DataFormatError
+from factories import pathfinder_metadata_lines
 
 FOLDER_EASY = "curv_baseline"
 
 
 # --------------------------------------------------------------------------------------------- on disk
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pf")
-    return data.generate("pathfinder", root, train=12, val=4, test=4, seed=0, difficulty="easy",
-                         images_per_batch=8)
+# `generated`: tests/data/conftest.py
 
 
-def _metadata_lines(folder):
-    files = sorted((folder / "metadata").glob("*.npy"), key=lambda p: int(p.stem))
-    return [line.split() for f in files for line in f.read_text().splitlines()]
 
 
 def test_load_round_trip(generated):
     folder = generated / FOLDER_EASY
-    lines = _metadata_lines(folder)
+    lines = pathfinder_metadata_lines(folder)
     seen = []
     for split, n in (("train", 12), ("val", 4), ("test", 4)):
         ds = data.load("pathfinder", generated, split)
@@ -76,7 +70,7 @@ def test_real_layout_without_split_file(generated, tmp_path):
     assert sizes == [16, 2, 2]
     ds = pathfinder.load(folder, "val")  # the difficulty folder itself is accepted too
     idx = pathfinder.split_indices(20, [16, 2, 2], seed=42)[1]
-    labels = [int(f[3]) for f in _metadata_lines(folder)]
+    labels = [int(f[3]) for f in pathfinder_metadata_lines(folder)]
     assert ds.y.tolist() == [labels[i] for i in idx]
     assert len(pathfinder.load(folder, "val", val_fraction=0.25)) == 5
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from s4op_kernels import data
 from s4op_kernels.data import pathfinder, pathfinder_synthetic
+from factories import pathfinder_metadata_lines
 
 FOLDER_EASY = "curv_baseline"
 
@@ -108,22 +108,15 @@ def test_config_validation():
 
 # --------------------------------------------------------------------------------------------- on disk
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pf")
-    return data.generate("pathfinder", root, train=12, val=4, test=4, seed=0, difficulty="easy",
-                         images_per_batch=8)
+# `generated`: tests/data/conftest.py
 
 
-def _metadata_lines(folder):
-    files = sorted((folder / "metadata").glob("*.npy"), key=lambda p: int(p.stem))
-    return [line.split() for f in files for line in f.read_text().splitlines()]
 
 
 def test_generate_writes_lra_layout(generated):
     folder = generated / FOLDER_EASY
     assert sorted(p.name for p in (folder / "metadata").iterdir()) == ["0.npy", "1.npy", "2.npy"]
-    lines = _metadata_lines(folder)
+    lines = pathfinder_metadata_lines(folder)
     assert len(lines) == 20
     assert lines[0][:3] == ["imgs/0", "sample_0.png", "0"] and lines[8][:3] == ["imgs/1", "sample_0.png", "0"]
     for f in lines:

@@ -318,9 +318,7 @@ def train(
     name = resolve_metric(metric, multilabel)
     higher_is_better = name != "loss"
     device = torch.device(device)
-    # Also drops the S4D layers' per-device caches, which may hold inference tensors from an earlier
-    # evaluate() that autograd would refuse.
-    model.to(device)
+    model.to(device)  # (S4D layers drop their inference caches on .to(); training never reads them)
 
     steps_per_epoch = math.ceil(len(train_ds) / batch_size)
     total_steps = epochs * steps_per_epoch

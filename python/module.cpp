@@ -1,4 +1,5 @@
-// s4op_kernels._C: the one binding layer over the torch-free core.  Arrays arrive as NumPy arrays (the
+// s4op_kernels._C: the one binding layer over the torch-free core.  (This folder, python/, holds that C++
+// binding, not Python code; its type stub is s4op_kernels/_C.pyi, and docs/design.md has the three storeys.)  Arrays arrive as NumPy arrays (the
 // Python side passes zero-copy views of CPU tensors), so the binding needs no torch.  Every entry point
 // validates its arguments (type, dtype, rank, shape, contiguity, writeability, aliasing) and raises
 // TypeError / ValueError; errors of the core (std::invalid_argument) become ValueError.  The GIL is
@@ -135,7 +136,7 @@ s4op::cpu::Epilogue parse_activation(const std::string& activation) {
 
 template <typename T>
 void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, Arr& out, int num_threads,
-                          s4op::cpu::Epilogue epilogue, bool write_pruned, const std::optional<double>& extra_value,
+                          s4op::cpu::Epilogue epilogue, const std::optional<double>& extra_value,
                           const char* real_name, const char* complex_name) {
   check_dtype<std::complex<T>>(k_f, "k_f", complex_name);
   check_dtype<T>(D, "D", real_name);
@@ -145,7 +146,7 @@ void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, 
   check_shape(k_f, "k_f", {A, n_fft / 2 + 1});
   check_shape(D, "D", {A});
   // out is (B, H, L), or (B, H', L) with H' > H: the op fills channels [0, H) of each batch and leaves the
-  // rest alone (a channel of ones there folds a bias into the GEMM that follows).
+  // rest alone, or sets it to extra_value (a channel of ones there folds a bias into the GEMM that follows).
   if (out.shape[0] != B || out.shape[2] != L || out.shape[1] < H) {
     throw py::value_error("out: expected shape (" + std::to_string(B) + ", H' >= " + std::to_string(H) + ", " +
                           std::to_string(L) + "), got " + shape_str(out.shape));
@@ -157,26 +158,23 @@ void sparse_fftconv_typed(Arr& u, Arr& k_f, Arr& D, Arr& active, int64_t n_fft, 
   const T* pd = D.cdata<T>();
   const int64_t* pa = active.cdata<int64_t>();
   T* py_ = out.data<T>();
+  // The core fills channels [H, H') inside its parallel loop, after validating everything: a refused call
+  // leaves out untouched.
+  const T extra = static_cast<T>(extra_value.value_or(0.0));
+  const T* pextra = extra_value ? &extra : nullptr;  // {1} or null
   py::gil_scoped_release release;
   if constexpr (std::is_same_v<T, float>) {
-    s4op::cpu::sparse_fftconv_f32(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned,
-                                  out_batch_stride);
+    s4op::cpu::sparse_fftconv_f32(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, out_batch_stride,
+                                  pextra);
   } else {
-    s4op::cpu::sparse_fftconv_f64(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, write_pruned,
-                                  out_batch_stride);
-  }
-  // After the core, which validates everything before writing: a refused call leaves out untouched.
-  if (extra_value && out.shape[1] > H) {
-    const T v = static_cast<T>(*extra_value);
-    for (int64_t b = 0; b < B; ++b) {
-      std::fill(py_ + b * out_batch_stride + H * L, py_ + (b + 1) * out_batch_stride, v);
-    }
+    s4op::cpu::sparse_fftconv_f64(pu, pk, pd, pa, B, H, L, A, n_fft, py_, num_threads, epilogue, out_batch_stride,
+                                  pextra);
   }
 }
 
 void sparse_fftconv(const py::handle& u_, const py::handle& k_f_, const py::handle& D_, const py::handle& active_,
                     int64_t n_fft, const py::handle& out_, int num_threads, const std::string& activation,
-                    bool write_pruned, const std::optional<double>& extra_value) {
+                    const std::optional<double>& extra_value) {
   const s4op::cpu::Epilogue epilogue = parse_activation(activation);
   Arr u = check_array(u_, "u", 3);
   Arr k_f = check_array(k_f_, "k_f", 2);
@@ -186,10 +184,10 @@ void sparse_fftconv(const py::handle& u_, const py::handle& k_f_, const py::hand
   check_dtype<int64_t>(active, "active", "int64");
   check_threads(num_threads);
   if (is_float32(u)) {
-    sparse_fftconv_typed<float>(u, k_f, D, active, n_fft, out, num_threads, epilogue, write_pruned, extra_value,
+    sparse_fftconv_typed<float>(u, k_f, D, active, n_fft, out, num_threads, epilogue, extra_value,
                                 "float32", "complex64 (u is float32)");
   } else if (is_float64(u)) {
-    sparse_fftconv_typed<double>(u, k_f, D, active, n_fft, out, num_threads, epilogue, write_pruned, extra_value,
+    sparse_fftconv_typed<double>(u, k_f, D, active, n_fft, out, num_threads, epilogue, extra_value,
                                  "float64", "complex128 (u is float64)");
   } else {
     throw py::type_error("u: expected float32 or float64, got " + std::string(py::str(u.a.dtype())));
@@ -308,6 +306,7 @@ PYBIND11_MODULE(_C, m) {
         d["simd"] = info.simd;
         d["simd_runtime_fft"] = s4op::cpu::fft_path_name(s4op::cpu::get_real_fft<float>(8192)->path());
         d["simd_runtime_s4d_kernel"] = s4op::cpu::s4d_kernel_isa();
+        d["simd_runtime_gelu"] = s4op::cpu::gelu_f32_isa();  // sparse_fftconv's GELU epilogue
         d["threading"] = info.threading;
         d["sanitized"] = info.sanitized;
         return d;
@@ -334,9 +333,9 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("sparse_fftconv", &sparse_fftconv, py::arg("u"), py::arg("k_f"), py::arg("D"), py::arg("active"),
         py::arg("n_fft"), py::arg("out"), py::arg("num_threads"), py::kw_only(), py::arg("activation") = "none",
-        py::arg("write_pruned") = true, py::arg("extra_value") = py::none(),
+        py::arg("extra_value") = py::none(),
         "out[b, h] = f(irfft(rfft(u[b, h], n_fft) * k_f[j])[:L] + D[j] u[b, h]) for h = active[j], "
-        "out[b, h] = f(u[b, h]) otherwise (left untouched if write_pruned is False), f = identity "
+        "out[b, h] = f(u[b, h]) otherwise, f = identity "
         "(activation='none') or the exact GELU ('gelu').  u: (B, H, L) float32/float64; out: (B, H, L), or "
         "(B, H' > H, L) whose channels >= H are left untouched, or set to extra_value if given; "
         "k_f: (A, n_fft//2+1) complex; D: (A,); "

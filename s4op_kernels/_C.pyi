@@ -5,18 +5,19 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 def build_info() -> dict[str, Any]:
-    """Compiler, flags, build type, SIMD levels (build time and run time) and threading backend."""
+    """Compiler, flags, build type, SIMD levels (build time; run time: simd_runtime_fft, simd_runtime_s4d_kernel,
+    simd_runtime_gelu) and threading backend."""
 
 def next_fast_size(n: int) -> int:
     """Smallest m >= n of the form 2^a 3^b 5^c."""
 
 def sparse_fftconv(
     u: np.ndarray, k_f: np.ndarray, D: np.ndarray, active: np.ndarray, n_fft: int, out: np.ndarray, num_threads: int,
-    *, activation: str = "none", write_pruned: bool = True, extra_value: Optional[float] = None,
+    *, activation: str = "none", extra_value: Optional[float] = None,
 ) -> None:
     """out (B, H, L) = f(sparse-channel FFT convolution of u (B, H, L) with spectra k_f (A, n_fft//2+1)),
-    f = identity or GELU; pruned rows f(u), or untouched when write_pruned is False.  out may be
-    (B, H' > H, L): channels >= H are left untouched, or set to extra_value if given."""
+    f = identity or GELU; pruned rows f(u).  out may be (B, H' > H, L): channels >= H are left untouched,
+    or set to extra_value if given."""
 
 def same_bytes(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
     """True iff a[i] and b[i] (2-D uint8 arrays with contiguous rows) hold the same bytes for every i."""

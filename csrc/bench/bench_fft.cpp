@@ -1,9 +1,10 @@
-// Timing of the core's real FFT.  Not built by CMake and not a test: a measurement aid.
+// Timing of the core's real FFT.  Not a test: a measurement aid, built with the core when
+// S4OP_BUILD_BENCH is on (so it keeps compiling):
 //
-//   g++ -std=c++17 -O3 -DNDEBUG -I csrc/include -o /tmp/bench_fft -pthread
-//       csrc/bench/bench_fft.cpp csrc/src/fft.cpp        (one command line)
-//   /tmp/bench_fft [n ...]              (default 2048 4096 8192 16384)
-//   S4OP_BENCH_MIN=1 /tmp/bench_fft     (minimum instead of median: steadier on a shared VM)
+//   cmake -S csrc -B build/bench -DCMAKE_BUILD_TYPE=Release -DS4OP_BUILD_BENCH=ON
+//   cmake --build build/bench -j 2 --target bench_fft
+//   build/bench/bench_fft [n ...]              (default 2048 4096 8192 16384)
+//   S4OP_BENCH_MIN=1 build/bench/bench_fft     (minimum instead of median: steadier on a shared VM)
 //
 // For each length, element type and SIMD path the CPU runs, prints the time of one rfft + irfft
 // pair as the fused convolution uses it (n/2 input samples zero-padded to n, n/2 output samples

@@ -1,5 +1,7 @@
-// Timing of s4op::cpu::s4d_kernel_f32/f64 (not built by CMake; not a test).
-//   cd csrc && g++ -std=c++17 -O3 -Iinclude src/s4d_kernel.cpp bench/bench_s4d_kernel.cpp -pthread
+// Timing of s4op::cpu::s4d_kernel_f32/f64.  Not a test: a measurement aid, built with the core when
+// S4OP_BUILD_BENCH is on (so it keeps compiling):
+//   cmake -S csrc -B build/bench -DCMAKE_BUILD_TYPE=Release -DS4OP_BUILD_BENCH=ON
+//   cmake --build build/bench -j 2 --target bench_s4d_kernel && build/bench/bench_s4d_kernel
 // Prints the best of `reps` runs per (shape, init, threads, SIMD path).  Compare with
 // torch.fft.rfft(x, n=2L) + torch.fft.irfft(..., n=2L) on x of shape (A, L) float32.
 #include <algorithm>
@@ -14,14 +16,14 @@
 
 namespace {
 
-using s4op::cpu::detail::S4dIsa;
+using s4op::cpu::SimdPath;
 
 struct Shape {
   int64_t A, N2, L;
 };
 
 template <class T>
-double time_ms(int64_t H, int64_t N2, int64_t L, bool random_init, int threads, S4dIsa isa,
+double time_ms(int64_t H, int64_t N2, int64_t L, bool random_init, int threads, SimdPath isa,
                int reps) {
   std::mt19937_64 eng(1234);
   auto uni = [&](double lo, double hi) {
@@ -56,34 +58,25 @@ double time_ms(int64_t H, int64_t N2, int64_t L, bool random_init, int threads, 
   return best;
 }
 
-const char* isa_name(S4dIsa isa) {
-  switch (isa) {
-    case S4dIsa::kAvx512: return "avx512";
-    case S4dIsa::kAvx2: return "avx2";
-    case S4dIsa::kScalar: return "scalar";
-    default: return "auto";
-  }
-}
-
 }  // namespace
 
 int main() {
   const Shape shapes[] = {{256, 32, 4096}, {128, 32, 1024}, {256, 64, 4096}, {16, 64, 16384}};
   std::printf("auto path: %s\n", s4op::cpu::s4d_kernel_isa());
-  std::printf("%-6s %-6s %4s %4s %6s %7s %3s %8s\n", "dtype", "isa", "A", "N2", "L", "init", "thr",
+  std::printf("%-6s %-8s %4s %4s %6s %7s %3s %8s\n", "dtype", "isa", "A", "N2", "L", "init", "thr",
               "best_ms");
   for (const Shape& s : shapes) {
-    for (S4dIsa isa : {S4dIsa::kAvx512, S4dIsa::kAvx2, S4dIsa::kScalar}) {
+    for (SimdPath isa : {SimdPath::kAVX512, SimdPath::kAVX2, SimdPath::kScalar}) {
       if (!s4op::cpu::detail::s4d_isa_supported(isa)) continue;
       for (bool random_init : {false, true}) {
         for (int threads : {1, 2}) {
           const int reps = 20;
           const double f = time_ms<float>(s.A, s.N2, s.L, random_init, threads, isa, reps);
           const double d = time_ms<double>(s.A, s.N2, s.L, random_init, threads, isa, reps);
-          std::printf("%-6s %-6s %4lld %4lld %6lld %7s %3d %8.3f\n", "f32", isa_name(isa),
+          std::printf("%-6s %-8s %4lld %4lld %6lld %7s %3d %8.3f\n", "f32", s4op::cpu::simd_path_name(isa),
                       (long long)s.A, (long long)s.N2, (long long)s.L,
                       random_init ? "random" : "lin", threads, f);
-          std::printf("%-6s %-6s %4lld %4lld %6lld %7s %3d %8.3f\n", "f64", isa_name(isa),
+          std::printf("%-6s %-8s %4lld %4lld %6lld %7s %3d %8.3f\n", "f64", s4op::cpu::simd_path_name(isa),
                       (long long)s.A, (long long)s.N2, (long long)s.L,
                       random_init ? "random" : "lin", threads, d);
         }

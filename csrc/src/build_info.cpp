@@ -1,14 +1,18 @@
 #include "s4op/build_info.h"
 
 #include "s4op/parallel.h"
+#include "simd.h"
 
 namespace s4op {
 namespace {
 
 // Decided by the compiler's predefined macros, i.e. what the flags allowed, not what the running
-// CPU supports (S4OP_NATIVE is off by default so wheels stay portable).
+// CPU supports (S4OP_NATIVE is off by default so wheels stay portable).  The generic build (no SIMD
+// code of ours, whatever the compiler may vectorize) says "generic".
 const char* simd_level() {
-#if defined(__AVX512F__)
+#if !S4OP_SIMD_VECTORS
+  return "generic";
+#elif defined(__AVX512F__)
   return "AVX512";
 #elif defined(__AVX2__) && defined(__FMA__)
   return "AVX2+FMA";

@@ -14,10 +14,11 @@
 //    W = 1 degenerates into a plain scalar FFT, the portable path.
 //  * The inverse uses IDFT(Z) = swap(DFT(swap(Z))), swap(a + ib) = b + ia, which is free in split
 //    re/im storage, so one set of forward kernels serves both directions.
-//  * SIMD through GCC/Clang vector extensions rather than intrinsics: the same kernel templates are
-//    inlined into entry points compiled with target("avx512f..."), target("avx2,fma") or the
-//    baseline, and the compiler lowers the vector arithmetic for each.  The path is chosen when a
-//    plan is built (__builtin_cpu_supports), so one portable binary uses the CPU it runs on.
+//  * SIMD through the core's one abstraction (simd.h): the kernel templates are written once over
+//    a vector type simd::Vec<path, T> and inlined into one entry point per path, compiled for that
+//    path's ISA (AVX-512, AVX2 + FMA, the SSE2 baseline, or plain C++ for one lane).  The path is
+//    chosen when a plan is built (cpu_features.h), so one portable binary uses the CPU it runs on;
+//    the generic build (S4OP_SIMD=generic) has the one-lane path only.
 #include "s4op/fft.h"
 
 #include <algorithm>
@@ -33,30 +34,7 @@
 #include <utility>
 #include <vector>
 
-#if defined(__GNUC__)
-#define S4OP_FFT_VECTORS 1
-// Kernel helpers must inline into the target-specific entry points: a default-target copy would
-// lower the vector code to the baseline ISA.
-#define S4OP_INLINE inline __attribute__((always_inline))
-#define S4OP_PRAGMA(x) _Pragma(#x)
-#if defined(__clang__)
-#define S4OP_UNROLL S4OP_PRAGMA(unroll)
-#else
-// Lane arrays must be fully unrolled to live in registers; GCC's size heuristics stop short of
-// that for 16 lanes.
-#define S4OP_UNROLL S4OP_PRAGMA(GCC unroll 16)
-#endif
-#else
-#define S4OP_FFT_VECTORS 0
-#define S4OP_INLINE inline
-#define S4OP_UNROLL
-#endif
-
-#if S4OP_FFT_VECTORS && (defined(__x86_64__) || defined(__i386__))
-#define S4OP_FFT_X86 1
-#else
-#define S4OP_FFT_X86 0
-#endif
+#include "simd.h"
 
 namespace s4op {
 namespace cpu {
@@ -65,120 +43,6 @@ namespace {
 // Keeps every index product (8 * n, rows * lanes) far from int64 overflow; such a plan would not
 // fit in memory anyway.
 constexpr int64_t kMaxFFTSize = int64_t{1} << 40;
-
-// ---------------------------------------------------------------------------------------------
-// Lane-generic vector operations.  Vec<T, 1> is plain scalar code; wider W use vector extensions.
-// Vectors pass by reference: a wide vector type in a default-target signature changes the ABI.
-
-template <class T, int W>
-struct Vec;
-
-template <class T>
-struct Vec<T, 1> {
-  using V = T;
-  static S4OP_INLINE void load(V& v, const T* p /*{1}*/) { v = *p; }
-  static S4OP_INLINE void store(T* p /*{1}*/, const V& v) { *p = v; }
-  static S4OP_INLINE void set1(V& v, const T* p /*{1}*/) { v = *p; }
-  static S4OP_INLINE void load_deinterleave(V& even, V& odd, const T* p /*{2}*/) {
-    even = p[0];
-    odd = p[1];
-  }
-  static S4OP_INLINE void store_interleave(T* p /*{2}*/, const V& a, const V& b) {
-    p[0] = a;
-    p[1] = b;
-  }
-  static S4OP_INLINE void reverse(V&) {}
-  static S4OP_INLINE void transpose(V* /*{1}*/) {}
-};
-
-#if S4OP_FFT_VECTORS
-// Lane maps for two-input shuffles; lanes of the second input are numbered W .. 2W-1.
-template <int W>
-struct IdxLo {  // a0 b0 a1 b1 ... of the low halves
-  static constexpr int idx(int i) { return (i % 2 ? W : 0) + i / 2; }
-};
-template <int W>
-struct IdxHi {  // the same for the high halves
-  static constexpr int idx(int i) { return (i % 2 ? W : 0) + W / 2 + i / 2; }
-};
-template <int W>
-struct IdxEven {
-  static constexpr int idx(int i) { return 2 * i; }
-};
-template <int W>
-struct IdxOdd {
-  static constexpr int idx(int i) { return 2 * i + 1; }
-};
-template <int W>
-struct IdxZero {
-  static constexpr int idx(int) { return 0; }
-};
-template <int W>
-struct IdxRev {
-  static constexpr int idx(int i) { return W - 1 - i; }
-};
-
-template <class T, int W>
-struct Vec {
-  typedef T V __attribute__((vector_size(sizeof(T) * W)));
-  using Lanes = std::make_index_sequence<W>;
-
-  template <class F, std::size_t... I>
-  static S4OP_INLINE void shuffle(V& out, const V& a, const V& b, std::index_sequence<I...>) {
-#if defined(__clang__) || __GNUC__ >= 12
-    out = __builtin_shufflevector(a, b, F::idx(static_cast<int>(I))...);
-#else
-    typedef std::conditional_t<sizeof(T) == 4, int32_t, int64_t> Int;
-    typedef Int Mask __attribute__((vector_size(sizeof(T) * W)));
-    out = __builtin_shuffle(a, b, Mask{F::idx(static_cast<int>(I))...});
-#endif
-  }
-  // memcpy: unaligned, and free of aliasing questions; compiles to one vector move.
-  static S4OP_INLINE void load(V& v, const T* p /*{W}*/) { std::memcpy(&v, p, sizeof(V)); }
-  static S4OP_INLINE void store(T* p /*{W}*/, const V& v) { std::memcpy(p, &v, sizeof(V)); }
-  // Broadcast of p[0], reading p[0 .. W) (tables are padded for it).  A shuffle of a loaded
-  // vector is one vbroadcast; GCC builds `V{s, s, ...}` or `s - V{}` from a scalar lane by lane
-  // when the helper is compiled outside the target function.
-  static S4OP_INLINE void set1(V& v, const T* p /*{W}*/) {
-    V t;
-    load(t, p);
-    shuffle<IdxZero<W>>(v, t, t, Lanes());
-  }
-  static S4OP_INLINE void load_deinterleave(V& even, V& odd, const T* p /*{2W}*/) {
-    V a, b;
-    load(a, p);
-    load(b, p + W);
-    shuffle<IdxEven<W>>(even, a, b, Lanes());
-    shuffle<IdxOdd<W>>(odd, a, b, Lanes());
-  }
-  static S4OP_INLINE void store_interleave(T* p /*{2W}*/, const V& a, const V& b) {
-    V lo, hi;
-    shuffle<IdxLo<W>>(lo, a, b, Lanes());
-    shuffle<IdxHi<W>>(hi, a, b, Lanes());
-    store(p, lo);
-    store(p + W, hi);
-  }
-  static S4OP_INLINE void reverse(V& v) {
-    const V t = v;
-    shuffle<IdxRev<W>>(v, t, t, Lanes());
-  }
-  // Transposes the W x W matrix whose rows are r[0..W-1].  Interleaving row i with row i + W/2
-  // rotates the bit string (row bits, column bits) left by one, so log2(W) rounds swap them.
-  static S4OP_INLINE void transpose(V* r /*{W}*/) {
-    S4OP_UNROLL
-    for (int h = 1; h < W; h *= 2) {
-      V t[W];
-      S4OP_UNROLL
-      for (int i = 0; i < W / 2; ++i) {
-        shuffle<IdxLo<W>>(t[2 * i], r[i], r[i + W / 2], Lanes());
-        shuffle<IdxHi<W>>(t[2 * i + 1], r[i], r[i + W / 2], Lanes());
-      }
-      S4OP_UNROLL
-      for (int i = 0; i < W; ++i) r[i] = t[i];
-    }
-  }
-};
-#endif  // S4OP_FFT_VECTORS
 
 // ---------------------------------------------------------------------------------------------
 // The plan: sizes and twiddle tables, all fixed at construction.
@@ -211,7 +75,7 @@ struct Plan {
   std::vector<T> tw_block;  // {ceil(K/W), W, 2, W}: e^{-2 pi i n1 (c + lane) / M} for block c
   std::vector<T> tw_lane;   // {W, 2}: e^{-2 pi i k / W}
   std::vector<T> tw_post_re, tw_post_im;  // {M/2 + W}: e^{-2 pi i k / n}, k <= M/2 (even n)
-  std::vector<T> inv_n;     // {W}: 1/n in every lane (a load, not a broadcast; see Vec::set1)
+  std::vector<T> inv_n;     // {W}: 1/n in every lane (a load, not a broadcast; see simd::GnuVec::set1)
   int64_t plane = 0;        // elements of one plane (real or imaginary parts) of a work buffer
   int64_t work_size = 0;
   ForwardFn<T> forward = nullptr;
@@ -235,13 +99,16 @@ void work_buffers(const Plan<T>& p, T* work /*{work_size}*/, Planes<T>* buf /*{2
 }
 
 // ---------------------------------------------------------------------------------------------
-// Kernels.  Row j of a buffer is the W complex numbers j W .. j W + W - 1: one vector of real
-// parts and one of imaginary parts.
+// Kernels, over the vector type VT = simd::Vec<path, T> of W lanes (W = 1 is the portable scalar
+// FFT).  Row j of a buffer is the W complex numbers j W .. j W + W - 1: one vector of real parts and
+// one of imaginary parts.
 
-template <class T, int W>
+template <class VT>
 struct Kern {
-  using VT = Vec<T, W>;
+  using T = typename VT::T;
   using V = typename VT::V;
+  static constexpr int W = VT::kLanes;
+  using Lane1 = Kern<simd::Vec<SimdPath::kScalar, T>>;  // the same kernels on one lane, for remainders
   using B = Planes<T>;
   static constexpr int R = 2 * W;  // reals of x per row (forward, even n)
 
@@ -669,7 +536,7 @@ struct Kern {
     if (k < end && end - W >= 1) {
       post_block(p, z, X, end - W);  // overlaps the previous block; recomputes identical values
     } else {
-      for (; k < end; ++k) Kern<T, 1>::post_block(p, z, X, k);  // fewer than W pairs in all
+      for (; k < end; ++k) Lane1::post_block(p, z, X, k);  // fewer than W pairs in all
     }
     // DC and Nyquist are real by symmetry; set exactly, as numpy does.  X[M/2] = conj Z[M/2].
     X[0] = z.re[0] + z.im[0];
@@ -716,7 +583,7 @@ struct Kern {
     if (k < end && end - W >= 1) {
       pre_block(p, X, z, end - W);
     } else {
-      for (; k < end; ++k) Kern<T, 1>::pre_block(p, X, z, k);
+      for (; k < end; ++k) Lane1::pre_block(p, X, z, k);
     }
     // numpy ignores Im X[0] and Im X[M]; Z[M/2] = 2 conj(X[M/2]) / n.
     const T s = p.inv_n[0], a = X[0], c = X[2 * M];
@@ -790,61 +657,46 @@ struct Kern {
 
 template <class T>
 void forward_scalar(const Plan<T>& p, const T* x, int64_t n_in, std::complex<T>* X, T* work) {
-  Kern<T, 1>::forward(p, x, n_in, X, work);
+  Kern<simd::Vec<SimdPath::kScalar, T>>::forward(p, x, n_in, X, work);
 }
 template <class T>
 void inverse_scalar(const Plan<T>& p, const std::complex<T>* X, T* y, int64_t n_out, T* work) {
-  Kern<T, 1>::inverse(p, X, y, n_out, work);
+  Kern<simd::Vec<SimdPath::kScalar, T>>::inverse(p, X, y, n_out, work);
 }
-#if S4OP_FFT_VECTORS
+#if S4OP_SIMD_VECTORS
+// 128 bits are the baseline (SSE2 on x86-64, NEON on AArch64 once its slot is filled): no target
+// attribute.
 template <class T>
 void forward_vec128(const Plan<T>& p, const T* x, int64_t n_in, std::complex<T>* X, T* work) {
-  Kern<T, 16 / sizeof(T)>::forward(p, x, n_in, X, work);
+  Kern<simd::Vec<SimdPath::kVec128, T>>::forward(p, x, n_in, X, work);
 }
 template <class T>
 void inverse_vec128(const Plan<T>& p, const std::complex<T>* X, T* y, int64_t n_out, T* work) {
-  Kern<T, 16 / sizeof(T)>::inverse(p, X, y, n_out, work);
+  Kern<simd::Vec<SimdPath::kVec128, T>>::inverse(p, X, y, n_out, work);
 }
 #endif
-#if S4OP_FFT_X86
-#define S4OP_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define S4OP_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")))
+#if S4OP_SIMD_X86
 template <class T>
 S4OP_TARGET_AVX2 void forward_avx2(const Plan<T>& p, const T* x, int64_t n_in, std::complex<T>* X,
                                    T* work) {
-  Kern<T, 32 / sizeof(T)>::forward(p, x, n_in, X, work);
+  Kern<simd::Vec<SimdPath::kAVX2, T>>::forward(p, x, n_in, X, work);
 }
 template <class T>
 S4OP_TARGET_AVX2 void inverse_avx2(const Plan<T>& p, const std::complex<T>* X, T* y, int64_t n_out,
                                    T* work) {
-  Kern<T, 32 / sizeof(T)>::inverse(p, X, y, n_out, work);
+  Kern<simd::Vec<SimdPath::kAVX2, T>>::inverse(p, X, y, n_out, work);
 }
 template <class T>
 S4OP_TARGET_AVX512 void forward_avx512(const Plan<T>& p, const T* x, int64_t n_in,
                                        std::complex<T>* X, T* work) {
-  Kern<T, 64 / sizeof(T)>::forward(p, x, n_in, X, work);
+  Kern<simd::Vec<SimdPath::kAVX512, T>>::forward(p, x, n_in, X, work);
 }
 template <class T>
 S4OP_TARGET_AVX512 void inverse_avx512(const Plan<T>& p, const std::complex<T>* X, T* y,
                                        int64_t n_out, T* work) {
-  Kern<T, 64 / sizeof(T)>::inverse(p, X, y, n_out, work);
+  Kern<simd::Vec<SimdPath::kAVX512, T>>::inverse(p, X, y, n_out, work);
 }
 #endif
-
-// Lanes of a path for element type T (1 for the scalar path).
-template <class T>
-int lanes_of(FFTPath path) {
-  switch (path) {
-    case FFTPath::kAVX512:
-      return static_cast<int>(64 / sizeof(T));
-    case FFTPath::kAVX2:
-      return static_cast<int>(32 / sizeof(T));
-    case FFTPath::kVec128:
-      return static_cast<int>(16 / sizeof(T));
-    default:
-      return 1;
-  }
-}
 
 // e^{-2 pi i a / b} into out[0], out[1].  Long double keeps the table accurate to the last bit of
 // double; multiples of pi/4 are set exactly so that symmetric bins come out exactly real.
@@ -876,7 +728,7 @@ void build_plan(Plan<T>& p, int64_t n, FFTPath max_path) {
   p.W = 1;
   for (int lvl = static_cast<int>(max_path); lvl > 0; --lvl) {
     const auto path = static_cast<FFTPath>(lvl);
-    const int w = lanes_of<T>(path);
+    const int w = simd::lanes_of<T>(path);
     if (fft_path_supported(path) && p.M % w == 0 && p.M >= int64_t{w} * w) {
       p.path = path;
       p.W = w;
@@ -977,7 +829,7 @@ void build_plan(Plan<T>& p, int64_t n, FFTPath max_path) {
   p.work_size = 4 * p.plane + line;
 
   switch (p.path) {
-#if S4OP_FFT_X86
+#if S4OP_SIMD_X86
     case FFTPath::kAVX512:
       p.forward = forward_avx512<T>;
       p.inverse = inverse_avx512<T>;
@@ -987,7 +839,7 @@ void build_plan(Plan<T>& p, int64_t n, FFTPath max_path) {
       p.inverse = inverse_avx2<T>;
       break;
 #endif
-#if S4OP_FFT_VECTORS
+#if S4OP_SIMD_VECTORS
     case FFTPath::kVec128:
       p.forward = forward_vec128<T>;
       p.inverse = inverse_vec128<T>;
@@ -1044,49 +896,10 @@ int64_t next_fast_size(int64_t n) {
   return best;
 }
 
-const char* fft_path_name(FFTPath path) {
-  switch (path) {
-    case FFTPath::kScalar:
-      return "scalar";
-    case FFTPath::kVec128:
-#if S4OP_FFT_X86
-      return "sse2";
-#else
-      return "vec128";
-#endif
-    case FFTPath::kAVX2:
-      return "avx2+fma";
-    case FFTPath::kAVX512:
-      return "avx512";
-  }
-  return "unknown";
-}
+const char* fft_path_name(FFTPath path) { return simd_path_name(path); }
 
-bool fft_path_supported(FFTPath path) {
-  switch (path) {
-    case FFTPath::kScalar:
-      return true;
-    case FFTPath::kVec128:
-      return S4OP_FFT_VECTORS != 0;
-    case FFTPath::kAVX2:
-#if S4OP_FFT_X86
-      __builtin_cpu_init();
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-      return false;
-#endif
-    case FFTPath::kAVX512:
-#if S4OP_FFT_X86
-      __builtin_cpu_init();
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-      return false;
-#endif
-  }
-  return false;
-}
+// The FFT implements every path, so it runs exactly those this build and CPU support.
+bool fft_path_supported(FFTPath path) { return simd_path_supported(path); }
 
 template <typename T>
 struct RealFFT<T>::Impl {

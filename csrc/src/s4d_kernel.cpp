@@ -8,8 +8,8 @@
 // i.e. per channel a real matrix product  K{nblocks, B} = Anchor{nblocks, 2*N2} x Q{2*N2, B}:
 // Q holds the first B powers of every mode (built once per channel) and the anchors w_n z_n^{bB}
 // advance by one double-precision multiplication with z_n^B per block.  The matrix product is the
-// only O(N2 * L) work; it runs in the output type on SIMD registers (AVX-512 / AVX2+FMA chosen at
-// run time, portable loops otherwise).
+// only O(N2 * L) work; it runs in the output type on SIMD registers (one tile kernel over simd.h's
+// vector types: AVX-512 / AVX2+FMA chosen at run time, the portable one-lane type otherwise).
 //
 // Accuracy.  No power is carried in the output type: every entry of Q and of the anchors is
 // within ~2 ulp of the output type of its exact value, so nothing drifts along l.  The double
@@ -42,25 +42,11 @@
 #include <vector>
 
 #include "s4op/parallel.h"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define S4OP_S4D_X86 1
-#include <immintrin.h>
-#else
-#define S4OP_S4D_X86 0
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define S4OP_S4D_INLINE inline __attribute__((always_inline))
-#else
-#define S4OP_S4D_INLINE inline
-#endif
+#include "simd.h"
 
 namespace s4op {
 namespace cpu {
 namespace {
-
-using detail::S4dIsa;
 
 // Entries below this (relative to the channel's largest coefficient, or to |z^k| <= 1) are zero.
 constexpr double kTiny = 0x1p-60;
@@ -85,7 +71,7 @@ struct Layout<double> {
 
 // v if |v| >= 2^-60 (or not finite), else +0.  Integer form: a floating-point compare in a
 // select blocks vectorization under the default -ftrapping-math.
-S4OP_S4D_INLINE double flush_tiny(double v) {
+S4OP_INLINE double flush_tiny(double v) {
   uint64_t bits;
   std::memcpy(&bits, &v, sizeof bits);
   const uint64_t biased_exponent = (bits >> 52) & 0x7ff;
@@ -93,7 +79,7 @@ S4OP_S4D_INLINE double flush_tiny(double v) {
   std::memcpy(&v, &bits, sizeof bits);
   return v;
 }
-S4OP_S4D_INLINE float flush_tiny(float v) {
+S4OP_INLINE float flush_tiny(float v) {
   uint32_t bits;
   std::memcpy(&bits, &v, sizeof bits);
   const uint32_t biased_exponent = (bits >> 23) & 0xff;
@@ -184,7 +170,7 @@ struct Workspace {
 
 // Derived per-channel data: coefficients, lifetimes, sort order and the power table Q.
 template <class P, class T>
-S4OP_S4D_INLINE void prepare_channel(const Problem<P>& p, Workspace<T>& w, int64_t h) {
+S4OP_INLINE void prepare_channel(const Problem<P>& p, Workspace<T>& w, int64_t h) {
   constexpr int64_t B = Layout<T>::kBlock;
   static_assert(B % Layout<T>::kSub == 0 && Layout<T>::kSub >= 4, "bad layout");
   const int64_t N2 = p.N2;
@@ -303,10 +289,10 @@ S4OP_S4D_INLINE void prepare_channel(const Problem<P>& p, Workspace<T>& w, int64
   // flat pass over all modes, and the final products are formed in T: each entry of Q is within
   // ~2 ulp of T of z^k.  Every step is a plain loop the compiler vectorizes.
   constexpr int64_t S = Layout<T>::kSub, NB = B / S;
-  double* __restrict psr = w.psr.data();  // {S, m0}: mode-minor, so each step vectorizes
-  double* __restrict psi = w.psi.data();
-  double* __restrict bsr = w.bsr.data();  // {NB + 1, m0}
-  double* __restrict bsi = w.bsi.data();
+  double* S4OP_RESTRICT psr = w.psr.data();  // {S, m0}: mode-minor, so each step vectorizes
+  double* S4OP_RESTRICT psi = w.psi.data();
+  double* S4OP_RESTRICT bsr = w.bsr.data();  // {NB + 1, m0}
+  double* S4OP_RESTRICT bsi = w.bsi.data();
   for (int64_t i = 0; i < m0; ++i) {
     const int64_t n = w.order[i];
     w.life[i] = life_all[n];
@@ -356,8 +342,8 @@ S4OP_S4D_INLINE void prepare_channel(const Problem<P>& p, Workspace<T>& w, int64
   for (int64_t k = 0; k < S * m0; ++k) psi[k] = flush_tiny(psi[k]);
   for (int64_t k = 0; k < NB * m0; ++k) bsr[k] = flush_tiny(bsr[k]);
   for (int64_t k = 0; k < NB * m0; ++k) bsi[k] = flush_tiny(bsi[k]);
-  T* __restrict pst = w.pst.data();
-  T* __restrict bst = w.bst.data();
+  T* S4OP_RESTRICT pst = w.pst.data();
+  T* S4OP_RESTRICT bst = w.bst.data();
   for (int64_t i = 0; i < m0; ++i) {
     for (int64_t t = 0; t < S; ++t) {
       pst[S * i + t] = static_cast<T>(psr[t * m0 + i]);
@@ -369,10 +355,10 @@ S4OP_S4D_INLINE void prepare_channel(const Problem<P>& p, Workspace<T>& w, int64
     }
   }
   for (int64_t i = 0; i < m0; ++i) {
-    const T* __restrict pr = pst + S * i;
-    const T* __restrict pi = pst + m0 * S + S * i;
-    T* __restrict qre = w.q.data() + i * B;  // Re rows [0, m0), Im rows [m0, 2 m0)
-    T* __restrict qim = w.q.data() + (m0 + i) * B;
+    const T* S4OP_RESTRICT pr = pst + S * i;
+    const T* S4OP_RESTRICT pi = pst + m0 * S + S * i;
+    T* S4OP_RESTRICT qre = w.q.data() + i * B;  // Re rows [0, m0), Im rows [m0, 2 m0)
+    T* S4OP_RESTRICT qim = w.q.data() + (m0 + i) * B;
     for (int64_t j = 0; j < NB; ++j) {
       const T br = bst[NB * i + j], bi = bst[m0 * NB + NB * i + j];
 #if defined(__GNUC__) && !defined(__clang__)
@@ -390,17 +376,17 @@ S4OP_S4D_INLINE void prepare_channel(const Problem<P>& p, Workspace<T>& w, int64
 // Row layout {2*m0}: Re(anchor) of the sorted modes in [0, m0), -Im(anchor) in [m0, 2 m0), the
 // same split as the rows of Q, so a block's live modes are two contiguous ranges of length m.
 template <class T>
-S4OP_S4D_INLINE void segment_product(Workspace<T>& w, int64_t nrows, int64_t m_first, T scale,
-                                     TileFn<T> tile, int rmax) {
+S4OP_INLINE void segment_product(Workspace<T>& w, int64_t nrows, int64_t m_first, T scale,
+                                 TileFn<T> tile, int rmax) {
   const int64_t half = w.m0, lda = 2 * half;
-  double* __restrict cr = w.cr.data();
-  double* __restrict ci = w.ci.data();
-  const double* __restrict sr = w.sr.data();
-  const double* __restrict si = w.si.data();
+  double* S4OP_RESTRICT cr = w.cr.data();
+  double* S4OP_RESTRICT ci = w.ci.data();
+  const double* S4OP_RESTRICT sr = w.sr.data();
+  const double* S4OP_RESTRICT si = w.si.data();
   for (int64_t r = 0; r < nrows; ++r) {
     const int64_t m = w.live[r];
-    T* __restrict re_row = w.anch.data() + r * lda;
-    T* __restrict im_row = re_row + half;
+    T* S4OP_RESTRICT re_row = w.anch.data() + r * lda;
+    T* S4OP_RESTRICT im_row = re_row + half;
     for (int64_t i = 0; i < m; ++i) re_row[i] = static_cast<T>(flush_tiny(cr[i]));
     for (int64_t i = 0; i < m; ++i) im_row[i] = static_cast<T>(-flush_tiny(ci[i]));
     for (int64_t i = m; i < m_first; ++i) re_row[i] = T(0);
@@ -425,8 +411,8 @@ S4OP_S4D_INLINE void segment_product(Workspace<T>& w, int64_t nrows, int64_t m_f
 // l0 = s * kSegSamples.  For T = float, returns true when the float sum may be too ill-conditioned
 // for the 1e-5 normwise contract (the caller then recomputes the segment in double).
 template <class P, class T>
-S4OP_S4D_INLINE bool compute_segment(const Problem<P>& p, Workspace<T>& w, int64_t s, T* out,
-                                     const Tiles& tiles) {
+S4OP_INLINE bool compute_segment(const Problem<P>& p, Workspace<T>& w, int64_t s, T* out,
+                                 const Tiles& tiles) {
   constexpr int64_t B = Layout<T>::kBlock, SB = Workspace<T>::kSegBlocks;
   const int64_t nblocks = num_blocks<T>(p.L);
   const int64_t b0 = s * SB, b1 = std::min(nblocks, b0 + SB);
@@ -515,8 +501,8 @@ S4OP_S4D_INLINE bool compute_segment(const Problem<P>& p, Workspace<T>& w, int64
 
 // Work items [begin, end) of the flattened (row, segment) space.
 template <class P>
-S4OP_S4D_INLINE void run_items(const Problem<P>& p, int64_t begin, int64_t end,
-                               const Tiles& tiles) {
+S4OP_INLINE void run_items(const Problem<P>& p, int64_t begin, int64_t end,
+                           const Tiles& tiles) {
   Workspace<P> w(p.N2);
   std::unique_ptr<Workspace<double>> w64;  // float rows recomputed in double, if ever needed
   std::vector<double> tmp;
@@ -540,253 +526,132 @@ S4OP_S4D_INLINE void run_items(const Problem<P>& p, int64_t begin, int64_t end,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Portable path.
+// The tile kernel, written once over the vector type VT = simd::Vec<path, T> of W lanes: a row of B
+// outputs is B / W vectors, and a tile of R rows keeps R * B / W accumulators in registers.
+
+// acc[r] += a[r * lda] * q[0 : B] for one column c of the anchor rows.
+template <class VT, int R, int NV>
+S4OP_INLINE void accumulate(typename VT::V (&acc)[R][NV], const typename VT::T* a /*{R, lda}*/,
+                            int64_t lda, const typename VT::T* qc /*{NV * W}*/) {
+  using V = typename VT::V;
+  if constexpr (R == 1) {
+    // Each vector of q is used once: loaded where it is used, it is the FMA's memory operand.  (A
+    // register array of them is not: GCC turns its loads into a copy through the stack.)
+    V av;
+    VT::broadcast(av, a[0]);
+    for (int v = 0; v < NV; ++v) {
+      V qv;
+      VT::load(qv, qc + v * VT::kLanes);
+      VT::fma(acc[0][v], av, qv);
+    }
+  } else {
+    // Each vector of q is loaded once into a register and used by all R rows.
+    V qv[NV];
+    for (int v = 0; v < NV; ++v) VT::load(qv[v], qc + v * VT::kLanes);
+    for (int r = 0; r < R; ++r) {
+      V av;
+      VT::broadcast(av, a[r * lda]);
+      for (int v = 0; v < NV; ++v) VT::fma(acc[r][v], av, qv[v]);
+    }
+  }
+}
+
+template <class VT, int R>
+S4OP_INLINE void tile_rows(const typename VT::T* a, int64_t lda, const typename VT::T* q,
+                           int64_t half, int64_t m, typename VT::T* const* dst,
+                           typename VT::T scale) {
+  using T = typename VT::T;
+  using V = typename VT::V;
+  constexpr int64_t B = Layout<T>::kBlock;
+  constexpr int NV = static_cast<int>(B / VT::kLanes);
+  V acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+  for (int64_t c = 0; c < m; ++c) {
+    accumulate<VT, R, NV>(acc, a + c, lda, q + c * B);
+    accumulate<VT, R, NV>(acc, a + half + c, lda, q + (half + c) * B);
+  }
+  V sv;
+  VT::broadcast(sv, scale);
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) VT::store(dst[r] + v * VT::kLanes, acc[r][v] * sv);
+}
+
+// A tile of `rows` in [1, R] rows (the last tile of a segment may be short); R is 1 or 6.
+template <class VT, int R>
+S4OP_INLINE void tile(int rows, const typename VT::T* a, int64_t lda, const typename VT::T* q,
+                      int64_t half, int64_t m, typename VT::T* const* dst, typename VT::T scale) {
+  static_assert(R == 1 || R == 6, "tiles of 1 or 6 rows");
+  if constexpr (R == 1) {
+    tile_rows<VT, 1>(a, lda, q, half, m, dst, scale);
+  } else {
+    switch (rows) {
+      case 6: tile_rows<VT, 6>(a, lda, q, half, m, dst, scale); break;
+      case 5: tile_rows<VT, 5>(a, lda, q, half, m, dst, scale); break;
+      case 4: tile_rows<VT, 4>(a, lda, q, half, m, dst, scale); break;
+      case 3: tile_rows<VT, 3>(a, lda, q, half, m, dst, scale); break;
+      case 2: tile_rows<VT, 2>(a, lda, q, half, m, dst, scale); break;
+      default: tile_rows<VT, 1>(a, lda, q, half, m, dst, scale); break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points, one per path: the target attribute compiles the inlined kernels (run_items and the
+// tile) for that instruction set.  Rows per tile: one for the portable path and AVX2 (one row of 64
+// floats is 8 of AVX2's 16 registers), six for AVX-512 (24 of its 32 registers).
+
 template <class T>
 void tile_scalar(int rows, const T* a, int64_t lda, const T* q, int64_t half, int64_t m,
                  T* const* dst, T scale) {
-  constexpr int64_t B = Layout<T>::kBlock;
-  for (int r = 0; r < rows; ++r) {
-    T acc[B] = {};
-    for (int64_t c = 0; c < m; ++c) {
-      const T are = a[r * lda + c], aim = a[r * lda + half + c];
-      const T* qre = q + c * B;
-      const T* qim = q + (half + c) * B;
-      for (int64_t k = 0; k < B; ++k) acc[k] += are * qre[k];
-      for (int64_t k = 0; k < B; ++k) acc[k] += aim * qim[k];
-    }
-    for (int64_t k = 0; k < B; ++k) dst[r][k] = acc[k] * scale;
-  }
+  tile<simd::Vec<SimdPath::kScalar, T>, 1>(rows, a, lda, q, half, m, dst, scale);
 }
-
 template <class P>
-void run_items_scalar(const Problem<P>& p, int64_t begin, int64_t end) {
+void run_scalar(const Problem<P>& p, int64_t begin, int64_t end) {
   run_items<P>(p, begin, end, Tiles{&tile_scalar<float>, 1, &tile_scalar<double>, 1});
 }
 
-#if S4OP_S4D_X86
-// ---------------------------------------------------------------------------------------------
-// AVX2 + FMA path: a row of B outputs is 8 ymm registers; one row per tile.
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
-namespace avx2 {
-
-struct OpsF {
-  using T = float;
-  using V = __m256;
-  static constexpr int kWidth = 8;
-  static S4OP_S4D_INLINE V zero() { return _mm256_setzero_ps(); }
-  static S4OP_S4D_INLINE V load(const T* ptr) { return _mm256_loadu_ps(ptr); }
-  static S4OP_S4D_INLINE V bcast(T v) { return _mm256_set1_ps(v); }
-  static S4OP_S4D_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-  static S4OP_S4D_INLINE V mul(V a, V b) { return _mm256_mul_ps(a, b); }
-  static S4OP_S4D_INLINE void store(T* ptr, V v) { _mm256_storeu_ps(ptr, v); }
-};
-struct OpsD {
-  using T = double;
-  using V = __m256d;
-  static constexpr int kWidth = 4;
-  static S4OP_S4D_INLINE V zero() { return _mm256_setzero_pd(); }
-  static S4OP_S4D_INLINE V load(const T* ptr) { return _mm256_loadu_pd(ptr); }
-  static S4OP_S4D_INLINE V bcast(T v) { return _mm256_set1_pd(v); }
-  static S4OP_S4D_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-  static S4OP_S4D_INLINE V mul(V a, V b) { return _mm256_mul_pd(a, b); }
-  static S4OP_S4D_INLINE void store(T* ptr, V v) { _mm256_storeu_pd(ptr, v); }
-};
+#if S4OP_SIMD_X86
 template <class T>
-struct OpsFor;
-template <>
-struct OpsFor<float> {
-  using type = OpsF;
-};
-template <>
-struct OpsFor<double> {
-  using type = OpsD;
-};
-
-// acc[r] += a[r * lda] * q[0 : B] for one column c of the anchor rows.
-template <class O, int R, int NV>
-S4OP_S4D_INLINE void accumulate(typename O::V (&acc)[R][NV], const typename O::T* a, int64_t lda,
-                                const typename O::T* qc) {
-  for (int r = 0; r < R; ++r) {
-    const typename O::V av = O::bcast(a[r * lda]);
-    for (int v = 0; v < NV; ++v) acc[r][v] = O::fma(av, O::load(qc + v * O::kWidth), acc[r][v]);
-  }
+S4OP_TARGET_AVX2 void tile_avx2(int rows, const T* a, int64_t lda, const T* q, int64_t half,
+                                int64_t m, T* const* dst, T scale) {
+  tile<simd::Vec<SimdPath::kAVX2, T>, 1>(rows, a, lda, q, half, m, dst, scale);
 }
-
-template <class O, int R>
-S4OP_S4D_INLINE void tile_rows(const typename O::T* a, int64_t lda, const typename O::T* q,
-                               int64_t half, int64_t m, typename O::T* const* dst,
-                               typename O::T scale) {
-  using T = typename O::T;
-  using V = typename O::V;
-  constexpr int64_t B = Layout<T>::kBlock;
-  constexpr int NV = static_cast<int>(B / O::kWidth);
-  V acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = O::zero();
-  for (int64_t c = 0; c < m; ++c) {
-    accumulate<O, R, NV>(acc, a + c, lda, q + c * B);
-    accumulate<O, R, NV>(acc, a + half + c, lda, q + (half + c) * B);
-  }
-  const V sv = O::bcast(scale);
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) O::store(dst[r] + v * O::kWidth, O::mul(acc[r][v], sv));
-}
-
-template <class T>
-void tile(int rows, const T* a, int64_t lda, const T* q, int64_t half, int64_t m, T* const* dst,
-          T scale) {
-  for (int r = 0; r < rows; ++r)
-    tile_rows<typename OpsFor<T>::type, 1>(a + r * lda, lda, q, half, m, dst + r, scale);
-}
-
 template <class P>
-void run(const Problem<P>& p, int64_t begin, int64_t end) {
-  run_items<P>(p, begin, end, Tiles{&tile<float>, 1, &tile<double>, 1});
+S4OP_TARGET_AVX2 void run_avx2(const Problem<P>& p, int64_t begin, int64_t end) {
+  run_items<P>(p, begin, end, Tiles{&tile_avx2<float>, 1, &tile_avx2<double>, 1});
 }
 
-}  // namespace avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-// ---------------------------------------------------------------------------------------------
-// AVX-512 path: a row of B outputs is 4 zmm registers; tiles of up to 6 rows (24 accumulators).
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma,prefer-vector-width=512")
-#endif
-namespace avx512 {
-
-constexpr int kRows = 6;
-
-struct OpsF {
-  using T = float;
-  using V = __m512;
-  static constexpr int kWidth = 16;
-  static S4OP_S4D_INLINE V zero() { return _mm512_setzero_ps(); }
-  static S4OP_S4D_INLINE V load(const T* ptr) { return _mm512_loadu_ps(ptr); }
-  static S4OP_S4D_INLINE V bcast(T v) { return _mm512_set1_ps(v); }
-  static S4OP_S4D_INLINE V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static S4OP_S4D_INLINE V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  static S4OP_S4D_INLINE void store(T* ptr, V v) { _mm512_storeu_ps(ptr, v); }
-};
-struct OpsD {
-  using T = double;
-  using V = __m512d;
-  static constexpr int kWidth = 8;
-  static S4OP_S4D_INLINE V zero() { return _mm512_setzero_pd(); }
-  static S4OP_S4D_INLINE V load(const T* ptr) { return _mm512_loadu_pd(ptr); }
-  static S4OP_S4D_INLINE V bcast(T v) { return _mm512_set1_pd(v); }
-  static S4OP_S4D_INLINE V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-  static S4OP_S4D_INLINE V mul(V a, V b) { return _mm512_mul_pd(a, b); }
-  static S4OP_S4D_INLINE void store(T* ptr, V v) { _mm512_storeu_pd(ptr, v); }
-};
+constexpr int kRowsAvx512 = 6;
 template <class T>
-struct OpsFor;
-template <>
-struct OpsFor<float> {
-  using type = OpsF;
-};
-template <>
-struct OpsFor<double> {
-  using type = OpsD;
-};
-
-// acc[r] += a[r * lda] * q[0 : B] for one column c of the anchor rows.
-template <class O, int R, int NV>
-S4OP_S4D_INLINE void accumulate(typename O::V (&acc)[R][NV], const typename O::T* a, int64_t lda,
-                                const typename O::T* qc) {
-  typename O::V qv[NV];
-  for (int v = 0; v < NV; ++v) qv[v] = O::load(qc + v * O::kWidth);
-  for (int r = 0; r < R; ++r) {
-    const typename O::V av = O::bcast(a[r * lda]);
-    for (int v = 0; v < NV; ++v) acc[r][v] = O::fma(av, qv[v], acc[r][v]);
-  }
+S4OP_TARGET_AVX512 void tile_avx512(int rows, const T* a, int64_t lda, const T* q, int64_t half,
+                                    int64_t m, T* const* dst, T scale) {
+  tile<simd::Vec<SimdPath::kAVX512, T>, kRowsAvx512>(rows, a, lda, q, half, m, dst, scale);
 }
-
-template <class O, int R>
-S4OP_S4D_INLINE void tile_rows(const typename O::T* a, int64_t lda, const typename O::T* q,
-                               int64_t half, int64_t m, typename O::T* const* dst,
-                               typename O::T scale) {
-  using T = typename O::T;
-  using V = typename O::V;
-  constexpr int64_t B = Layout<T>::kBlock;
-  constexpr int NV = static_cast<int>(B / O::kWidth);
-  V acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = O::zero();
-  for (int64_t c = 0; c < m; ++c) {
-    accumulate<O, R, NV>(acc, a + c, lda, q + c * B);
-    accumulate<O, R, NV>(acc, a + half + c, lda, q + (half + c) * B);
-  }
-  const V sv = O::bcast(scale);
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) O::store(dst[r] + v * O::kWidth, O::mul(acc[r][v], sv));
-}
-
-template <class T>
-void tile(int rows, const T* a, int64_t lda, const T* q, int64_t half, int64_t m, T* const* dst,
-          T scale) {
-  using O = typename OpsFor<T>::type;
-  switch (rows) {
-    case 6: tile_rows<O, 6>(a, lda, q, half, m, dst, scale); break;
-    case 5: tile_rows<O, 5>(a, lda, q, half, m, dst, scale); break;
-    case 4: tile_rows<O, 4>(a, lda, q, half, m, dst, scale); break;
-    case 3: tile_rows<O, 3>(a, lda, q, half, m, dst, scale); break;
-    case 2: tile_rows<O, 2>(a, lda, q, half, m, dst, scale); break;
-    default: tile_rows<O, 1>(a, lda, q, half, m, dst, scale); break;
-  }
-}
-
 template <class P>
-void run(const Problem<P>& p, int64_t begin, int64_t end) {
-  run_items<P>(p, begin, end, Tiles{&tile<float>, kRows, &tile<double>, kRows});
+S4OP_TARGET_AVX512 void run_avx512(const Problem<P>& p, int64_t begin, int64_t end) {
+  run_items<P>(p, begin, end,
+               Tiles{&tile_avx512<float>, kRowsAvx512, &tile_avx512<double>, kRowsAvx512});
 }
-
-}  // namespace avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-#endif  // S4OP_S4D_X86
+#endif  // S4OP_SIMD_X86
 
 // ---------------------------------------------------------------------------------------------
-bool isa_supported(S4dIsa isa) {
-  switch (isa) {
-    case S4dIsa::kAuto:
-    case S4dIsa::kScalar:
+// The paths this kernel implements: no kVec128 (on x86 the portable path is compiled for the SSE2
+// baseline already, and the compiler vectorizes its loops).
+bool path_supported(SimdPath path) {
+  switch (path) {
+    case SimdPath::kScalar:
       return true;
-#if S4OP_S4D_X86
-    case S4dIsa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case S4dIsa::kAvx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-             __builtin_cpu_supports("fma");
-#endif
+    case SimdPath::kAVX2:
+    case SimdPath::kAVX512:
+      return S4OP_SIMD_X86 && simd_path_supported(path);
     default:
       return false;
   }
 }
 
-S4dIsa best_isa() {
-  static const S4dIsa best = [] {
-#if S4OP_S4D_X86
-    __builtin_cpu_init();
-#endif
-    if (isa_supported(S4dIsa::kAvx512)) return S4dIsa::kAvx512;
-    if (isa_supported(S4dIsa::kAvx2)) return S4dIsa::kAvx2;
-    return S4dIsa::kScalar;
-  }();
+SimdPath best_path() {
+  static const SimdPath best = simd::widest_supported({SimdPath::kAVX2, SimdPath::kAVX512});
   return best;
 }
 
@@ -794,16 +659,16 @@ template <class T>
 using RunFn = void (*)(const Problem<T>&, int64_t, int64_t);
 
 template <class T>
-RunFn<T> run_fn(S4dIsa isa) {
-  switch (isa) {
-#if S4OP_S4D_X86
-    case S4dIsa::kAvx512:
-      return &avx512::run<T>;
-    case S4dIsa::kAvx2:
-      return &avx2::run<T>;
+RunFn<T> run_fn(SimdPath path) {
+  switch (path) {
+#if S4OP_SIMD_X86
+    case SimdPath::kAVX512:
+      return &run_avx512<T>;
+    case SimdPath::kAVX2:
+      return &run_avx2<T>;
 #endif
     default:
-      return &run_items_scalar<T>;
+      return &run_scalar<T>;
   }
 }
 
@@ -814,7 +679,7 @@ RunFn<T> run_fn(S4dIsa isa) {
 template <class T>
 void s4d_kernel_impl(const char* name, const T* C, const T* log_dt, const T* log_A_real,
                      const T* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                     int64_t num_active, int64_t L, T* K, int num_threads, S4dIsa isa) {
+                     int64_t num_active, int64_t L, T* K, int num_threads, SimdPath path) {
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   if (H < 1) fail(name, "H must be >= 1, got " + std::to_string(H));
   if (N2 < 1) fail(name, "N2 must be >= 1, got " + std::to_string(N2));
@@ -836,12 +701,12 @@ void s4d_kernel_impl(const char* name, const T* C, const T* log_dt, const T* log
       fail(name, "active[" + std::to_string(j) + "] = " + std::to_string(active[j]) +
                      " is outside [0, H) with H = " + std::to_string(H));
   }
-  if (!isa_supported(isa)) fail(name, "the requested SIMD path is not available on this CPU");
+  if (!path_supported(path)) fail(name, "the requested SIMD path is not available on this CPU");
   if (num_active == 0 || L == 0) return;
 
   const Problem<T> p{C,      log_dt,     log_A_real, A_imag, H, N2, active,
                      num_active, L, K, (L + kSegSamples - 1) / kSegSamples};
-  const RunFn<T> fn = run_fn<T>(isa == S4dIsa::kAuto ? best_isa() : isa);
+  const RunFn<T> fn = run_fn<T>(path);
   s4op::parallel_for(num_active * p.nseg, num_threads,
                      [&](int64_t begin, int64_t end) { fn(p, begin, end); });
 }
@@ -852,43 +717,38 @@ void s4d_kernel_f32(const float* C, const float* log_dt, const float* log_A_real
                     const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
                     int64_t num_active, int64_t L, float* K, int num_threads) {
   s4d_kernel_impl<float>("s4d_kernel_f32", C, log_dt, log_A_real, A_imag, H, N2, active,
-                         num_active, L, K, num_threads, S4dIsa::kAuto);
+                         num_active, L, K, num_threads, best_path());
 }
 
 void s4d_kernel_f64(const double* C, const double* log_dt, const double* log_A_real,
                     const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
                     int64_t num_active, int64_t L, double* K, int num_threads) {
   s4d_kernel_impl<double>("s4d_kernel_f64", C, log_dt, log_A_real, A_imag, H, N2, active,
-                          num_active, L, K, num_threads, S4dIsa::kAuto);
+                          num_active, L, K, num_threads, best_path());
 }
 
 const char* s4d_kernel_isa() {
-  switch (best_isa()) {
-    case S4dIsa::kAvx512:
-      return "avx512";
-    case S4dIsa::kAvx2:
-      return "avx2";
-    default:
-      return "scalar";
-  }
+  // The names this function has always returned ("avx2", where simd_path_name says "avx2+fma").
+  const SimdPath path = best_path();
+  return path == SimdPath::kAVX2 ? "avx2" : simd_path_name(path);
 }
 
 namespace detail {
 
-bool s4d_isa_supported(S4dIsa isa) { return isa_supported(isa); }
+bool s4d_isa_supported(SimdPath path) { return path_supported(path); }
 
 void s4d_kernel_f32_isa(const float* C, const float* log_dt, const float* log_A_real,
                         const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                        int64_t num_active, int64_t L, float* K, int num_threads, S4dIsa isa) {
+                        int64_t num_active, int64_t L, float* K, int num_threads, SimdPath path) {
   s4d_kernel_impl<float>("s4d_kernel_f32", C, log_dt, log_A_real, A_imag, H, N2, active,
-                         num_active, L, K, num_threads, isa);
+                         num_active, L, K, num_threads, path);
 }
 
 void s4d_kernel_f64_isa(const double* C, const double* log_dt, const double* log_A_real,
                         const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                        int64_t num_active, int64_t L, double* K, int num_threads, S4dIsa isa) {
+                        int64_t num_active, int64_t L, double* K, int num_threads, SimdPath path) {
   s4d_kernel_impl<double>("s4d_kernel_f64", C, log_dt, log_A_real, A_imag, H, N2, active,
-                          num_active, L, K, num_threads, isa);
+                          num_active, L, K, num_threads, path);
 }
 
 }  // namespace detail

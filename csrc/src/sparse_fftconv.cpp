@@ -1,13 +1,16 @@
 #include "s4op/sparse_fftconv.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "s4op/fft.h"
 #include "s4op/parallel.h"
+#include "simd.h"
 
 namespace s4op::cpu {
 namespace {
@@ -18,7 +21,7 @@ void check(bool ok, const std::string& msg) {
 
 template <typename T>
 void validate(const T* u, const std::complex<T>* k_f, const T* D, const int64_t* active, int64_t B, int64_t H,
-              int64_t L, int64_t A, int64_t n_fft, const T* y, int64_t ys) {
+              int64_t L, int64_t A, int64_t n_fft, const T* y, int64_t ys, bool fills_extra) {
   check(B >= 0 && H >= 1 && L >= 1, "need B >= 0, H >= 1, L >= 1, got B=" + std::to_string(B) + " H=" +
                                          std::to_string(H) + " L=" + std::to_string(L));
   check(A >= 0 && A <= H, "number of active channels A=" + std::to_string(A) + " must be in [0, H=" +
@@ -31,7 +34,7 @@ void validate(const T* u, const std::complex<T>* k_f, const T* D, const int64_t*
   check(A == 0 || (k_f != nullptr && D != nullptr && active != nullptr), "k_f, D and active must not be null");
   // The rows are read and written concurrently: in-place or partially overlapping buffers are refused.
   check(ys >= H * L, "y_batch_stride=" + std::to_string(ys) + " is smaller than H * L=" + std::to_string(H * L));
-  const int64_t n_y = B > 0 ? (B - 1) * ys + H * L : 0;  // extent of y
+  const int64_t n_y = B > 0 ? (B - 1) * ys + (fills_extra ? ys : H * L) : 0;  // extent of what is written
   check(n == 0 || y + n_y <= u || u + n <= y, "y must not overlap u");
   for (int64_t j = 0; j < A; ++j) {
     check(active[j] >= 0 && active[j] < H, "active[" + std::to_string(j) + "]=" + std::to_string(active[j]) +
@@ -61,9 +64,9 @@ void gelu(const double* x, double* y, int64_t n) { gelu_f64(x, y, n); }
 template <typename T>
 void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, const int64_t* active, int64_t B,
                          int64_t H, int64_t L, int64_t A, int64_t n_fft, T* y, int num_threads, Epilogue epilogue,
-                         bool write_pruned, int64_t ys) {
+                         int64_t ys, const T* extra_value) {
   if (ys == 0) ys = H * L;
-  validate(u, k_f, D, active, B, H, L, A, n_fft, y, ys);
+  validate(u, k_f, D, active, B, H, L, A, n_fft, y, ys, extra_value != nullptr);
   if (B == 0) return;
   const int64_t F = n_fft / 2 + 1;
   // Pruned rows (identity) are a copy each; list them once so threads can split both kinds of work.
@@ -76,15 +79,20 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
       pruned.push_back(h);
     }
   }
-  if (!write_pruned) pruned.clear();
   const int64_t P = static_cast<int64_t>(pruned.size());
   const int64_t n_active = B * A, n_pruned = B * P;
+  // The extra elements [H L, ys) of each batch, filled with *extra_value: B * E elements in all.
+  const int64_t E = extra_value ? ys - H * L : 0, n_extra = B * E;
+  const T extra = extra_value ? *extra_value : T(0);
   std::shared_ptr<const RealFFT<T>> plan;
   if (n_active > 0) plan = get_real_fft<T>(n_fft);
-  const int T_ = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, n_active + n_pruned)));
+  // Rows of L to share out (the extra elements counted as rows too).
+  const int64_t rows = n_active + n_pruned + (E > 0 ? B * ((E + L - 1) / L) : 0);
+  const int T_ = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, rows)));
 
-  // One chunk per thread; each takes its share of the active rows and of the copies.  The arithmetic of a
-  // row does not depend on which thread runs it, so results are identical for any thread count.
+  // One chunk per thread; each takes its share of the active rows, of the copies and of the extra
+  // elements.  The arithmetic of a row does not depend on which thread runs it, so results are
+  // identical for any thread count.
   parallel_for(T_, T_, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       for (int64_t i = n_pruned * t / T_; i < n_pruned * (t + 1) / T_; ++i) {
@@ -94,6 +102,13 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
         } else {
           std::memcpy(y + b * ys + h * L, u + (b * H + h) * L, sizeof(T) * static_cast<size_t>(L));
         }
+      }
+      // This thread's share [e, e1) of the B * E extra elements: one run per batch it touches.
+      for (int64_t e = n_extra * t / T_, e1 = n_extra * (t + 1) / T_; e < e1;) {
+        const int64_t b = e / E, off = e % E, len = std::min(E - off, e1 - e);
+        T* dst = y + b * ys + H * L + off;  // {len}
+        std::fill(dst, dst + len, extra);
+        e += len;
       }
       const int64_t a0 = n_active * t / T_, a1 = n_active * (t + 1) / T_;
       if (a0 == a1) continue;
@@ -119,14 +134,14 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
 
 void sparse_fftconv_f32(const float* u, const std::complex<float>* k_f, const float* D, const int64_t* active,
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, float* y, int num_threads,
-                        Epilogue epilogue, bool write_pruned, int64_t y_batch_stride) {
-  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, write_pruned, y_batch_stride);
+                        Epilogue epilogue, int64_t y_batch_stride, const float* extra_value) {
+  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, y_batch_stride, extra_value);
 }
 
 void sparse_fftconv_f64(const double* u, const std::complex<double>* k_f, const double* D, const int64_t* active,
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, double* y, int num_threads,
-                        Epilogue epilogue, bool write_pruned, int64_t y_batch_stride) {
-  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, write_pruned, y_batch_stride);
+                        Epilogue epilogue, int64_t y_batch_stride, const double* extra_value) {
+  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, y_batch_stride, extra_value);
 }
 
 // GELU(x) = x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2.  With z = |x| / sqrt 2:
@@ -134,12 +149,11 @@ void sparse_fftconv_f64(const double* u, const std::complex<double>* k_f, const 
 //  - z >= 1/2: erfc(z) = (1 + a1 z + ... + a6 z^6)^-16, Abramowitz & Stegun, Handbook of Mathematical
 //    Functions, eq. 7.1.28 (|error| <= 3e-7);
 // then Phi = 1 - erfc(z)/2 for x >= 0 and erfc(z)/2 for x < 0, so the negative tail never cancels.
-// No library calls and no branches: GCC vectorizes the loop, and target_clones builds it for AVX-512,
-// AVX2 and baseline, picked at load time.
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(S4OP_NO_TARGET_CLONES)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void gelu_f32(const float* x, float* y, int64_t n) {
+// No library calls and no branches: the compiler vectorizes the loop, and the loop is compiled into one
+// entry point per SIMD path (AVX-512, AVX2 + FMA, the baseline), the widest the CPU runs chosen once.
+namespace {
+
+S4OP_INLINE void gelu_f32_body(const float* x /*{n}*/, float* y /*{n}*/, int64_t n) {
   constexpr float a1 = 0.0705230784f, a2 = 0.0422820123f, a3 = 0.0092705272f, a4 = 0.0001520143f,
                   a5 = 0.0002765672f, a6 = 0.0000430638f;
   constexpr float two_over_sqrt_pi = 1.12837916709551257f, inv_sqrt2 = 0.70710678118654752f;
@@ -161,6 +175,40 @@ void gelu_f32(const float* x, float* y, int64_t n) {
     y[i] = v * phi;  // NaN stays NaN (every comparison above is false for it, phi is finite)
   }
 }
+
+void gelu_f32_scalar(const float* x, float* y, int64_t n) { gelu_f32_body(x, y, n); }
+#if S4OP_SIMD_X86
+S4OP_TARGET_AVX2 void gelu_f32_avx2(const float* x, float* y, int64_t n) { gelu_f32_body(x, y, n); }
+S4OP_TARGET_AVX512 void gelu_f32_avx512(const float* x, float* y, int64_t n) { gelu_f32_body(x, y, n); }
+#endif
+
+SimdPath gelu_f32_path() {
+  static const SimdPath path = simd::widest_supported({SimdPath::kAVX2, SimdPath::kAVX512});
+  return path;
+}
+
+using GeluFn = void (*)(const float*, float*, int64_t);
+GeluFn gelu_f32_fn() {
+  static const GeluFn fn = [] {
+    switch (gelu_f32_path()) {
+#if S4OP_SIMD_X86
+      case SimdPath::kAVX512:
+        return &gelu_f32_avx512;
+      case SimdPath::kAVX2:
+        return &gelu_f32_avx2;
+#endif
+      default:
+        return &gelu_f32_scalar;
+    }
+  }();
+  return fn;
+}
+
+}  // namespace
+
+void gelu_f32(const float* x, float* y, int64_t n) { gelu_f32_fn()(x, y, n); }
+
+const char* gelu_f32_isa() { return simd_path_name(gelu_f32_path()); }
 
 void gelu_f64(const double* x, double* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = 0.5 * x[i] * std::erfc(-x[i] * 0.70710678118654752440);

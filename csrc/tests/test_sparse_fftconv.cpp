@@ -2,6 +2,7 @@
 // counts; argument validation.
 #include "s4op/sparse_fftconv.h"
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstring>
@@ -89,30 +90,34 @@ void check_case(int64_t B, int64_t H, int64_t L, std::vector<int64_t> active, do
   S4OP_CHECK(std::memcmp(y.data(), y3.data(), y.size() * sizeof(T)) == 0);
 }
 
+// y (B, H', L) with H' = H + extra_rows (and extra_elems more elements per batch): the core's output rows,
+// the rest of each batch filled with *extra (or left at -7 when extra is null).
 template <typename T>
-std::vector<T> run_epilogue(const Case<T>& c, int threads, s4op::cpu::Epilogue e, bool write_pruned) {
-  std::vector<T> y(c.u.size(), T(-7));
+std::vector<T> run_epilogue(const Case<T>& c, int threads, s4op::cpu::Epilogue e, const T* extra = nullptr,
+                            int64_t extra_rows = 0, int64_t extra_elems = 0) {
+  const int64_t ys = (c.H + extra_rows) * c.L + extra_elems;
+  std::vector<T> y(static_cast<size_t>(c.B * ys), T(-7));
   const int64_t A = static_cast<int64_t>(c.active.size());
   if constexpr (std::is_same_v<T, float>) {
     s4op::cpu::sparse_fftconv_f32(c.u.data(), c.k_f.data(), c.D.data(), c.active.data(), c.B, c.H, c.L, A, c.n,
-                                  y.data(), threads, e, write_pruned);
+                                  y.data(), threads, e, ys, extra);
   } else {
     s4op::cpu::sparse_fftconv_f64(c.u.data(), c.k_f.data(), c.D.data(), c.active.data(), c.B, c.H, c.L, A, c.n,
-                                  y.data(), threads, e, write_pruned);
+                                  y.data(), threads, e, ys, extra);
   }
   return y;
 }
 
 double gelu_ref(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
 
-// The GELU epilogue equals GELU (in double) of the identity epilogue's rows; pruned rows become GELU(u), or
-// stay untouched with write_pruned = false; results do not depend on the thread count.
+// The GELU epilogue equals GELU (in double) of the identity epilogue's rows (pruned rows become GELU(u));
+// results do not depend on the thread count.
 template <typename T>
 void check_epilogue(int64_t B, int64_t H, int64_t L, std::vector<int64_t> active, double tol) {
   using s4op::cpu::Epilogue;
   const Case<T> c = make_case<T>(B, H, L, active, static_cast<unsigned>(7 + B * 100 + H * 10 + L));
   const std::vector<T> plain = run(c, 1);
-  const std::vector<T> g = run_epilogue(c, 1, Epilogue::gelu, true);
+  const std::vector<T> g = run_epilogue(c, 1, Epilogue::gelu);
   double max_err = 0, max_ref = 0;
   for (size_t i = 0; i < g.size(); ++i) {
     const double ref = gelu_ref(double(plain[i]));
@@ -120,19 +125,36 @@ void check_epilogue(int64_t B, int64_t H, int64_t L, std::vector<int64_t> active
     max_ref = std::max(max_ref, std::abs(ref));
   }
   S4OP_CHECK(max_err <= tol * std::max(max_ref, 1e-30));
-  const std::vector<T> g2 = run_epilogue(c, 2, Epilogue::gelu, true);
+  const std::vector<T> g2 = run_epilogue(c, 2, Epilogue::gelu);
   S4OP_CHECK(std::memcmp(g.data(), g2.data(), g.size() * sizeof(T)) == 0);
+}
+
+// extra_value fills the rest of each batch's stride (whole extra rows, and a partial one when the stride is
+// not a multiple of L) inside the parallel loop: the core's rows are those of the dense call, every extra
+// element is the value (never passed through the epilogue), for any thread count.
+template <typename T>
+void check_extra_value(int64_t B, int64_t H, int64_t L, std::vector<int64_t> active, int64_t extra_rows,
+                       int64_t extra_elems) {
+  using s4op::cpu::Epilogue;
+  const Case<T> c = make_case<T>(B, H, L, active, static_cast<unsigned>(11 + B * 100 + H * 10 + L));
+  const int64_t ys = (H + extra_rows) * L + extra_elems;
+  const T one = T(1);
   for (Epilogue e : {Epilogue::identity, Epilogue::gelu}) {
-    const std::vector<T> full = run_epilogue(c, 1, e, true), only = run_epilogue(c, 3, e, false);
+    const std::vector<T> dense = run_epilogue(c, 1, e);
+    const std::vector<T> y1 = run_epilogue(c, 1, e, &one, extra_rows, extra_elems);
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t h = 0, j = 0; h < H; ++h) {
-        const bool is_active = j < int64_t(active.size()) && active[j] == h;
-        for (int64_t t = 0; t < L; ++t) {
-          const size_t i = static_cast<size_t>((b * H + h) * L + t);
-          S4OP_CHECK(is_active ? only[i] == full[i] : only[i] == T(-7));
-        }
-        if (is_active) ++j;
-      }
+      S4OP_CHECK(std::memcmp(&y1[b * ys], &dense[b * H * L], H * L * sizeof(T)) == 0);
+      for (int64_t i = H * L; i < ys; ++i) S4OP_CHECK(y1[b * ys + i] == one);
+    }
+    for (int threads : {2, 3, 7}) {
+      const std::vector<T> yt = run_epilogue(c, threads, e, &one, extra_rows, extra_elems);
+      S4OP_CHECK(std::memcmp(y1.data(), yt.data(), y1.size() * sizeof(T)) == 0);
+    }
+    // Without extra_value the extra elements are left alone.
+    const std::vector<T> untouched = run_epilogue(c, 2, e, static_cast<const T*>(nullptr), extra_rows, extra_elems);
+    for (int64_t b = 0; b < B; ++b) {
+      S4OP_CHECK(std::memcmp(&untouched[b * ys], &dense[b * H * L], H * L * sizeof(T)) == 0);
+      for (int64_t i = H * L; i < ys; ++i) S4OP_CHECK(untouched[b * ys + i] == T(-7));
     }
   }
 }
@@ -207,15 +229,48 @@ int main() {
     const std::vector<float> dense = run(w, 2);
     std::vector<float> big(static_cast<size_t>(3 * 6 * 33), 1.f);
     s4op::cpu::sparse_fftconv_f32(w.u.data(), w.k_f.data(), w.D.data(), w.active.data(), 3, 5, 33, 2, w.n,
-                                  big.data(), 2, s4op::cpu::Epilogue::identity, true, 6 * 33);
+                                  big.data(), 2, s4op::cpu::Epilogue::identity, 6 * 33);
     for (int64_t b = 0; b < 3; ++b) {
       S4OP_CHECK(std::memcmp(&big[b * 6 * 33], &dense[b * 5 * 33], 5 * 33 * sizeof(float)) == 0);
       for (int64_t t = 0; t < 33; ++t) S4OP_CHECK(big[(b * 6 + 5) * 33 + t] == 1.f);
     }
     S4OP_CHECK(throws([&] {
       s4op::cpu::sparse_fftconv_f32(w.u.data(), w.k_f.data(), w.D.data(), w.active.data(), 3, 5, 33, 2, w.n,
-                                    big.data(), 1, s4op::cpu::Epilogue::identity, true, 4 * 33);
+                                    big.data(), 1, s4op::cpu::Epilogue::identity, 4 * 33);
     }));
+    // A refused call with extra_value writes nothing, the extra channel included.
+    const float two = 2.f;
+    const int64_t bad_order[] = {3, 0};
+    std::vector<float> before = big;
+    S4OP_CHECK(throws([&] {
+      s4op::cpu::sparse_fftconv_f32(w.u.data(), w.k_f.data(), w.D.data(), bad_order, 3, 5, 33, 2, w.n, big.data(), 2,
+                                    s4op::cpu::Epilogue::identity, 6 * 33, &two);
+    }));
+    S4OP_CHECK(big == before);
+    // With extra_value the extra channel of the last batch is written too, so u may not start there; without
+    // it that is no overlap.
+    std::vector<float> shared(static_cast<size_t>(2 * 6 * 33 + 2 * 5 * 33));
+    float* ys_ = shared.data();
+    float* us_ = shared.data() + (6 * 33 + 5 * 33);  // right after the last batch's H channels
+    std::copy(w.u.begin(), w.u.begin() + 2 * 5 * 33, us_);
+    S4OP_CHECK(throws([&] {
+      s4op::cpu::sparse_fftconv_f32(us_, w.k_f.data(), w.D.data(), w.active.data(), 2, 5, 33, 2, w.n, ys_, 1,
+                                    s4op::cpu::Epilogue::identity, 6 * 33, &two);
+    }));
+    S4OP_CHECK(!throws([&] {
+      s4op::cpu::sparse_fftconv_f32(us_, w.k_f.data(), w.D.data(), w.active.data(), 2, 5, 33, 2, w.n, ys_, 1,
+                                    s4op::cpu::Epilogue::identity, 6 * 33);
+    }));
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    auto go = [&](int64_t B, int64_t H, int64_t L, std::vector<int64_t> active, int64_t rows, int64_t elems) {
+      if (pass == 0) check_extra_value<float>(B, H, L, active, rows, elems);
+      else check_extra_value<double>(B, H, L, active, rows, elems);
+    };
+    go(3, 5, 33, {0, 3}, 1, 0);  // the folded bias: one channel of ones
+    go(2, 4, 17, {1, 2}, 3, 5);  // several rows and a partial one
+    go(1, 2, 8, {}, 0, 3);       // only a partial row; no active channel
+    go(4, 1, 1, {0}, 2, 0);      // L = 1
   }
   // Validation: bad arguments throw std::invalid_argument, never crash.
   Case<float> c = make_case<float>(1, 4, 10, {0, 2}, 1);

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "s4op/cpu_features.h"
+
 namespace s4op {
 namespace cpu {
 
@@ -24,17 +26,18 @@ int64_t next_fast_size(int64_t n);
 // True iff n >= 1 and n = 2^a 3^b 5^c, i.e. a length RealFFT accepts.
 bool is_fast_size(int64_t n);
 
-// Instruction-set paths of the butterflies, narrowest first.  A plan uses the widest path that is
-// not above the requested maximum, that the running CPU supports, and whose vector width suits n
-// (vector paths need n/2 to be a multiple of the lane count; odd n always runs the scalar path).
-enum class FFTPath : int {
-  kScalar = 0,  // plain C++, any compiler and target
-  kVec128 = 1,  // 128-bit GCC/Clang vector extensions: SSE2 on x86-64, NEON on AArch64
-  kAVX2 = 2,    // x86 AVX2 + FMA, chosen at run time
-  kAVX512 = 3,  // x86 AVX-512 (F, DQ, BW, VL), chosen at run time
-};
+// Instruction-set paths of the butterflies: the core's SIMD levels (cpu_features.h), narrowest first:
+//   kScalar   plain C++, any compiler and target (the generic build's only path: S4OP_SIMD=generic)
+//   kVec128   128-bit vectors: SSE2 on x86 (the slot for NEON)
+//   kAVX2     x86 AVX2 + FMA, chosen at run time
+//   kAVX512   x86 AVX-512 (F, DQ, BW, VL), chosen at run time
+// A plan uses the widest path that is not above the requested maximum, that this build and the
+// running CPU support, and whose vector width suits n (vector paths need n/2 to be a multiple of the
+// lane count; odd n always runs the scalar path).
+using FFTPath = SimdPath;
+// simd_path_name(path): "scalar" ("generic" in the generic build), "sse2", "avx2+fma", "avx512".
 const char* fft_path_name(FFTPath path);
-// Whether this build and this CPU can run `path` (kScalar always can).
+// Whether this build and this CPU can run `path` (kScalar always can): simd_path_supported(path).
 bool fft_path_supported(FFTPath path);
 
 // Real-input FFT plan of length n (any 2^a 3^b 5^c, n >= 1) for T = float or double.

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "s4op/cpu_features.h"
+
 namespace s4op {
 namespace cpu {
 
@@ -40,24 +42,25 @@ void s4d_kernel_f64(const double* C, const double* log_dt, const double* log_A_r
                     const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
                     int64_t num_active, int64_t L, double* K, int num_threads);
 
-// The SIMD path the two functions above use on this CPU: "avx512", "avx2" or "scalar".
+// The SIMD path the two functions above use on this CPU: "avx512", "avx2" (AVX2 + FMA) or "scalar"
+// ("generic" in the generic build, S4OP_SIMD=generic).
 const char* s4d_kernel_isa();
 
 namespace detail {
 
-// For tests and benchmarks: run a specific SIMD path.  The paths agree to rounding (they differ in
-// FMA use), not bitwise.  Throws std::invalid_argument if the CPU (or build) lacks the path.
-enum class S4dIsa : int { kAuto = 0, kScalar = 1, kAvx2 = 2, kAvx512 = 3 };
-
-bool s4d_isa_supported(S4dIsa isa);
+// For tests and benchmarks: a specific SIMD path of cpu_features.h (this kernel implements kScalar,
+// kAVX2 and kAVX512).  The paths agree to rounding (they differ in FMA use), not bitwise.
+// s4d_isa_supported says whether the path runs here; the two functions below run it, and throw
+// std::invalid_argument where it does not.
+bool s4d_isa_supported(SimdPath path);
 
 void s4d_kernel_f32_isa(const float* C, const float* log_dt, const float* log_A_real,
                         const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                        int64_t num_active, int64_t L, float* K, int num_threads, S4dIsa isa);
+                        int64_t num_active, int64_t L, float* K, int num_threads, SimdPath path);
 
 void s4d_kernel_f64_isa(const double* C, const double* log_dt, const double* log_A_real,
                         const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                        int64_t num_active, int64_t L, double* K, int num_threads, S4dIsa isa);
+                        int64_t num_active, int64_t L, double* K, int num_threads, SimdPath path);
 
 }  // namespace detail
 }  // namespace cpu

@@ -172,7 +172,7 @@ S4OP_INLINE void gelu_f32_body(const float* x /*{n}*/, float* y /*{n}*/, int64_t
     t = t * t;
     const float erfc_z = z < 0.5f ? 1.f - erf_small : 1.f / t;
     const float phi = v >= 0.f ? 1.f - 0.5f * erfc_z : 0.5f * erfc_z;
-    y[i] = v * phi;  // NaN stays NaN (every comparison above is false for it, phi is finite)
+    y[i] = v * phi;  // NaN stays NaN (z, t and so phi are NaN for it; every comparison above is false)
   }
 }
 

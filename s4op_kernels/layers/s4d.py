@@ -257,8 +257,7 @@ class S4DLayer(nn.Module):
             # Built outside inference mode: the cache outlives the call, and an inference tensor here would
             # break a later training forward ("Inference tensors cannot be saved for backward").
             with torch.inference_mode(False):
-                rows = torch.arange(self.num_active) if self._compact else self._active
-                hit = (rows.to(device), self._active.to(device))
+                hit = (self.active_rows.to(device), self._active.to(device))
             self._device_index[device] = hit
         return hit
 
@@ -276,6 +275,7 @@ class S4DLayer(nn.Module):
         (``strict=False``) keeps this layer's own values of the ``target`` channels, or, where the layer does
         not hold them, the load is refused (never uninitialized memory).  Returns False after an error."""
         keep = torch.isin(target, stored)
+        rows_kept = torch.searchsorted(stored, target) if bool(keep.all()) else None  # where the layer holds them
         plan = []
         for owner, name in _SSM_TENSORS:
             key = prefix + (owner + "." if owner else "") + name
@@ -286,8 +286,8 @@ class S4DLayer(nn.Module):
                     error_msgs.append(f"size mismatch for {key}: the state dict has shape {got}, expected {want}")
                     return False
                 plan.append((owner, name, None))
-            elif bool(keep.all()):
-                plan.append((owner, name, torch.searchsorted(stored, target)))
+            elif rows_kept is not None:
+                plan.append((owner, name, rows_kept))
             else:
                 lack = target[~keep].tolist()
                 error_msgs.append(

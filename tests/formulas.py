@@ -76,3 +76,63 @@ def s4d_layer64(layer, u, active=None) -> np.ndarray:
     z = np.einsum("oh,bhl->bol", W, y) + b[None, :, None]
     a, g = z[:, :H], z[:, H:]
     return a / (1.0 + np.exp(-g))
+
+
+# ---------------------------------------------------------------------------------------------- S4 (DPLR)
+def dplr_system64(inv_dt, A_real, A_imag, B, P, C, l_kernel: int):
+    """The full conjugate-symmetric S4 system of every channel from reference-layout tensors (inv_dt (H, 1),
+    A_real/A_imag (H, N2), B/P/C (1, H, N2, 2)): (dA, dB, C_f) in complex128, (H, 2N2, 2N2), (H, 2N2), (H, 2N2).
+
+    A_f = diag([Lambda; conj Lambda]) - P_f P_f^H, bilinear dA = (I - dt/2 A_f)^-1 (I + dt/2 A_f),
+    dB = (I - dt/2 A_f)^-1 dt B_f; C holds C-tilde for l_kernel, so C_f = C~ (I - dA^l_kernel)^-1 (C itself
+    while l_kernel == 0)."""
+    dt = np.exp(_np(inv_dt)[:, 0])
+    lam = -np.exp(_np(A_real)) - 1j * _np(A_imag)
+    cplx = lambda t: _np(t)[0, ..., 0] + 1j * _np(t)[0, ..., 1]  # noqa: E731
+    b, p, c = cplx(B), cplx(P), cplx(C)
+    H, N2 = lam.shape
+    dA = np.empty((H, 2 * N2, 2 * N2), dtype=np.complex128)
+    dB = np.empty((H, 2 * N2), dtype=np.complex128)
+    Cf = np.empty((H, 2 * N2), dtype=np.complex128)
+    eye = np.eye(2 * N2)
+    for h in range(H):
+        pf = np.concatenate([p[h], p[h].conj()])
+        A = np.diag(np.concatenate([lam[h], lam[h].conj()])) - np.outer(pf, pf.conj())
+        M1 = eye - dt[h] / 2 * A
+        dA[h] = np.linalg.solve(M1, eye + dt[h] / 2 * A)
+        dB[h] = np.linalg.solve(M1, dt[h] * np.concatenate([b[h], b[h].conj()]))
+        ct = np.concatenate([c[h], c[h].conj()])
+        Cf[h] = ct if l_kernel == 0 else np.linalg.solve((eye - np.linalg.matrix_power(dA[h], l_kernel)).T, ct)
+    return dA, dB, Cf
+
+
+def dplr_kernel64(inv_dt, A_real, A_imag, B, P, C, l_kernel: int, L: int) -> np.ndarray:
+    """K: (H, L) float64, K[l] = C_f dA^l dB (the dense recurrence)."""
+    dA, dB, Cf = dplr_system64(inv_dt, A_real, A_imag, B, P, C, l_kernel)
+    x, K = dB.copy(), np.empty((dB.shape[0], L))
+    for l in range(L):
+        K[:, l] = np.real(np.sum(Cf * x, axis=-1))
+        x = np.einsum("hnm,hm->hn", dA, x)
+    return K
+
+
+def s4_layer64(sd: dict, u, active=None, l_max=None) -> np.ndarray:
+    """Full S4 block in eval mode (B, H, L) -> (B, H, L) float64 from a reference-layout state_dict ``sd`` (taken
+    before the forward): conv with the dense-recurrence kernel (min(L, l_max) taps) + D u on the active channels,
+    identity elsewhere, GELU, Linear(H, 2H), GLU."""
+    u = _np(u)
+    H, L = u.shape[1], u.shape[2]
+    active = np.arange(H) if active is None else np.asarray(active, dtype=np.int64)
+    taps = L if l_max is None else min(L, l_max)
+    K = dplr_kernel64(*(sd["layer.kernel." + n] for n in ("inv_dt", "A_real", "A_imag", "B", "P", "C")),
+                      int(sd["layer.kernel.l_kernel"]), taps)
+    D = _np(sd["layer.D"])[0]
+    y = u.copy()
+    for h in active:
+        full = np.stack([np.convolve(u[b, h], K[h])[:L] for b in range(u.shape[0])])
+        y[:, h] = full + D[h] * u[:, h]
+    y = gelu64(y)
+    W, bias = _np(sd["output_linear.0.weight"]), _np(sd["output_linear.0.bias"])
+    z = np.einsum("oh,bhl->bol", W, y) + bias[None, :, None]
+    a, g = z[:, :H], z[:, H:]
+    return a / (1.0 + np.exp(-g))

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from s4op_kernels._validate import check_int
+from s4op_kernels.layers._base import PrunableSSMLayer
+from s4op_kernels.layers.s4 import S4Layer
 from s4op_kernels.layers.s4d import S4DLayer
 
 KernelFn = Callable[[nn.Module, int], torch.Tensor]
@@ -134,14 +136,15 @@ def resolve_tensor(layer: nn.Module, path: str) -> torch.Tensor:
     return tensor
 
 
-# ---------------------------------------------------------------------------------------------- S4D
-def _s4d_active_kernels(layer: S4DLayer, L: int) -> torch.Tensor:
-    """K: (A, L) of the active channels of an S4DLayer, in the order of ``active_channels``."""
+# ---------------------------------------------------------------------------------------------- S4D, S4
+def _active_kernels(layer: PrunableSSMLayer, L: int) -> torch.Tensor:
+    """K: (A, L) of the active channels of an S4DLayer or S4Layer, in the order of ``active_channels``."""
     with torch.no_grad():
         return layer.active_kernels(L)
 
 
-register_prunable(S4DLayer, ssm_tensors=S4DLayer.SSM_TENSORS, kernel=_s4d_active_kernels)
+for _cls in (S4DLayer, S4Layer):
+    register_prunable(_cls, ssm_tensors=tuple(zip(_cls.SSM_TENSORS, _cls.SSM_CHANNEL_DIMS)), kernel=_active_kernels)
 
 
 # ---------------------------------------------------------------------------------------------- selection

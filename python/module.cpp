@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "s4op/build_info.h"
+#include "s4op/dplr_kernel.h"
 #include "s4op/fft.h"
 #include "s4op/parallel.h"
 #include "s4op/s4d_kernel.h"
@@ -195,13 +196,13 @@ void sparse_fftconv(const py::handle& u_, const py::handle& k_f_, const py::hand
 }
 
 template <typename T>
-void s4d_kernel_typed(Arr& C, Arr& log_dt, Arr& log_A_real, Arr& A_imag, Arr& active, int64_t L, Arr& out,
+void s4d_kernel_typed(Arr& C, Arr& log_dt, Arr& log_A_real, Arr& A_imag, Arr& rows, int64_t L, Arr& out,
                       int num_threads, const char* name) {
   check_dtype<T>(log_dt, "log_dt", name);
   check_dtype<T>(log_A_real, "log_A_real", name);
   check_dtype<T>(A_imag, "A_imag", name);
   check_dtype<T>(out, "out", name);
-  const int64_t H = C.shape[0], N2 = C.shape[1], A = active.shape[0];
+  const int64_t H = C.shape[0], N2 = C.shape[1], A = rows.shape[0];
   if (C.shape[2] != 2) throw py::value_error("C: expected shape (H, N2, 2) (real view of complex), got " + shape_str(C.shape));
   check_shape(log_dt, "log_dt", {H});
   check_shape(log_A_real, "log_A_real", {H, N2});
@@ -212,7 +213,7 @@ void s4d_kernel_typed(Arr& C, Arr& log_dt, Arr& log_A_real, Arr& A_imag, Arr& ac
     if (overlaps(out, *in)) throw py::value_error("out must not overlap the parameters");
   }
   const T *pc = C.cdata<T>(), *pdt = log_dt.cdata<T>(), *pre = log_A_real.cdata<T>(), *pim = A_imag.cdata<T>();
-  const int64_t* pr = active.cdata<int64_t>();
+  const int64_t* pr = rows.cdata<int64_t>();
   T* pk = out.data<T>();
   py::gil_scoped_release release;
   if constexpr (std::is_same_v<T, float>) {
@@ -223,20 +224,81 @@ void s4d_kernel_typed(Arr& C, Arr& log_dt, Arr& log_A_real, Arr& A_imag, Arr& ac
 }
 
 void s4d_kernel(const py::handle& C_, const py::handle& log_dt_, const py::handle& log_A_real_,
-                const py::handle& A_imag_, const py::handle& active_, int64_t L, const py::handle& out_,
+                const py::handle& A_imag_, const py::handle& rows_, int64_t L, const py::handle& out_,
                 int num_threads) {
   Arr C = check_array(C_, "C", 3);
   Arr log_dt = check_array(log_dt_, "log_dt", 1);
   Arr log_A_real = check_array(log_A_real_, "log_A_real", 2);
   Arr A_imag = check_array(A_imag_, "A_imag", 2);
-  Arr active = check_array(active_, "active", 1);
+  Arr rows = check_array(rows_, "rows", 1);
   Arr out = check_array(out_, "out", 2, /*writeable=*/true);
-  check_dtype<int64_t>(active, "active", "int64");
+  check_dtype<int64_t>(rows, "rows", "int64");
   check_threads(num_threads);
   if (is_float32(C)) {
-    s4d_kernel_typed<float>(C, log_dt, log_A_real, A_imag, active, L, out, num_threads, "float32 (C is float32)");
+    s4d_kernel_typed<float>(C, log_dt, log_A_real, A_imag, rows, L, out, num_threads, "float32 (C is float32)");
   } else if (is_float64(C)) {
-    s4d_kernel_typed<double>(C, log_dt, log_A_real, A_imag, active, L, out, num_threads, "float64 (C is float64)");
+    s4d_kernel_typed<double>(C, log_dt, log_A_real, A_imag, rows, L, out, num_threads, "float64 (C is float64)");
+  } else {
+    throw py::type_error("C: expected float32 or float64, got " + std::string(py::str(C.a.dtype())));
+  }
+}
+
+
+template <typename T>
+void dplr_spectrum_typed(Arr& log_dt, Arr& A_real, Arr& A_imag, Arr& B, Arr& P, Arr& C, Arr& rows, int64_t M,
+                         int64_t L, int64_t n_fft, Arr& out, int num_threads, const char* name) {
+  for (auto [arr, nm] : {std::pair<Arr*, const char*>{&log_dt, "log_dt"}, {&A_real, "A_real"}, {&A_imag, "A_imag"},
+                         {&B, "B"}, {&P, "P"}, {&out, "out"}}) {
+    check_dtype<T>(*arr, nm, name);
+  }
+  const int64_t H = C.shape[0], N2 = C.shape[1], A = rows.shape[0];
+  if (C.shape[2] != 2) throw py::value_error("C: expected shape (H, N2, 2) (real view of complex), got " + shape_str(C.shape));
+  check_shape(log_dt, "log_dt", {H});
+  check_shape(A_real, "A_real", {H, N2});
+  check_shape(A_imag, "A_imag", {H, N2});
+  check_shape(B, "B", {H, N2, 2});
+  check_shape(P, "P", {H, N2, 2});
+  if (M < 1) throw py::value_error("M must be >= 1, got " + std::to_string(M));
+  if (n_fft < 0) throw py::value_error("n_fft must be >= 0, got " + std::to_string(n_fft));
+  check_shape(out, "out", {A, (n_fft ? n_fft : M) / 2 + 1, 2});
+  for (const Arr* in : {&log_dt, &A_real, &A_imag, &B, &P, &C}) {
+    if (overlaps(out, *in)) throw py::value_error("out must not overlap the parameters");
+  }
+  const T *p0 = log_dt.cdata<T>(), *p1 = A_real.cdata<T>(), *p2 = A_imag.cdata<T>(), *p3 = B.cdata<T>(),
+          *p4 = P.cdata<T>(), *p5 = C.cdata<T>();
+  const int64_t* pr = rows.cdata<int64_t>();
+  T* po = out.data<T>();
+  py::gil_scoped_release release;
+  if (n_fft == 0) {
+    if constexpr (std::is_same_v<T, float>) {
+      s4op::cpu::dplr_spectrum_f32(p0, p1, p2, p3, p4, p5, H, N2, pr, A, M, po, num_threads);
+    } else {
+      s4op::cpu::dplr_spectrum_f64(p0, p1, p2, p3, p4, p5, H, N2, pr, A, M, po, num_threads);
+    }
+  } else if constexpr (std::is_same_v<T, float>) {
+    s4op::cpu::dplr_conv_spectrum_f32(p0, p1, p2, p3, p4, p5, H, N2, pr, A, M, L, n_fft, po, num_threads);
+  } else {
+    s4op::cpu::dplr_conv_spectrum_f64(p0, p1, p2, p3, p4, p5, H, N2, pr, A, M, L, n_fft, po, num_threads);
+  }
+}
+
+void dplr_spectrum(const py::handle& log_dt_, const py::handle& A_real_, const py::handle& A_imag_,
+                   const py::handle& B_, const py::handle& P_, const py::handle& C_, const py::handle& rows_, int64_t M,
+                   int64_t L, int64_t n_fft, const py::handle& out_, int num_threads) {
+  Arr log_dt = check_array(log_dt_, "log_dt", 1);
+  Arr A_real = check_array(A_real_, "A_real", 2);
+  Arr A_imag = check_array(A_imag_, "A_imag", 2);
+  Arr B = check_array(B_, "B", 3);
+  Arr P = check_array(P_, "P", 3);
+  Arr C = check_array(C_, "C", 3);
+  Arr rows = check_array(rows_, "rows", 1);
+  Arr out = check_array(out_, "out", 3, /*writeable=*/true);
+  check_dtype<int64_t>(rows, "rows", "int64");
+  check_threads(num_threads);
+  if (is_float32(C)) {
+    dplr_spectrum_typed<float>(log_dt, A_real, A_imag, B, P, C, rows, M, L, n_fft, out, num_threads, "float32 (C is float32)");
+  } else if (is_float64(C)) {
+    dplr_spectrum_typed<double>(log_dt, A_real, A_imag, B, P, C, rows, M, L, n_fft, out, num_threads, "float64 (C is float64)");
   } else {
     throw py::type_error("C: expected float32 or float64, got " + std::string(py::str(C.a.dtype())));
   }
@@ -306,6 +368,7 @@ PYBIND11_MODULE(_C, m) {
         d["simd"] = info.simd;
         d["simd_runtime_fft"] = s4op::cpu::fft_path_name(s4op::cpu::get_real_fft<float>(8192)->path());
         d["simd_runtime_s4d_kernel"] = s4op::cpu::s4d_kernel_isa();
+        d["simd_runtime_dplr_kernel"] = s4op::cpu::dplr_kernel_isa();
         d["simd_runtime_gelu"] = s4op::cpu::gelu_f32_isa();  // sparse_fftconv's GELU epilogue
         d["threading"] = info.threading;
         d["sanitized"] = info.sanitized;
@@ -346,7 +409,13 @@ PYBIND11_MODULE(_C, m) {
         "leading index) hold the same bytes for every i: the exact check behind the layers' inference caches.");
 
   m.def("s4d_kernel", &s4d_kernel, py::arg("C"), py::arg("log_dt"), py::arg("log_A_real"), py::arg("A_imag"),
-        py::arg("active"), py::arg("L"), py::arg("out"), py::arg("num_threads"),
-        "out[j] = S4D kernel of length L of channel active[j].  C: (H, N2, 2); log_dt: (H,); log_A_real, A_imag: "
-        "(H, N2); active: (A,) int64 in [0, H); out: (A, L); float32 or float64.");
+        py::arg("rows"), py::arg("L"), py::arg("out"), py::arg("num_threads"),
+        "out[j] = S4D kernel of length L of row rows[j].  C: (H, N2, 2); log_dt: (H,); log_A_real, A_imag: "
+        "(H, N2); rows: (A,) int64 in [0, H); out: (A, L); float32 or float64.");
+  m.def("dplr_spectrum", &dplr_spectrum, py::arg("log_dt"), py::arg("A_real"), py::arg("A_imag"), py::arg("B"),
+        py::arg("P"), py::arg("C"), py::arg("rows"), py::arg("M"), py::arg("L"), py::arg("n_fft"), py::arg("out"),
+        py::arg("num_threads"),
+        "out[j] = the S4 (DPLR, rank 1) kernel spectrum of row rows[j] at the M-th roots of unity (n_fft == 0: "
+        "out (A, M//2+1, 2)), or rfft(irfft(., M)[:L], n_fft) (n_fft > 0: out (A, n_fft//2+1, 2)).  log_dt: (H,); "
+        "A_real, A_imag: (H, N2); B, P, C: (H, N2, 2); rows: (A,) int64 in [0, H); float32 or float64.");
 }

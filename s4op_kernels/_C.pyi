@@ -32,7 +32,14 @@ def threading_backend() -> str:
     """What parallel sections currently run on."""
 
 def s4d_kernel(
-    C: np.ndarray, log_dt: np.ndarray, log_A_real: np.ndarray, A_imag: np.ndarray, active: np.ndarray, L: int,
+    C: np.ndarray, log_dt: np.ndarray, log_A_real: np.ndarray, A_imag: np.ndarray, rows: np.ndarray, L: int,
     out: np.ndarray, num_threads: int,
 ) -> None:
-    """out (A, L) = S4D kernels of channels active (A,) from C (H, N2, 2), log_dt (H,), log_A_real/A_imag (H, N2)."""
+    """out (A, L) = S4D kernels of rows (A,) from C (H, N2, 2), log_dt (H,), log_A_real/A_imag (H, N2)."""
+
+def dplr_spectrum(
+    log_dt: np.ndarray, A_real: np.ndarray, A_imag: np.ndarray, B: np.ndarray, P: np.ndarray, C: np.ndarray,
+    rows: np.ndarray, M: int, L: int, n_fft: int, out: np.ndarray, num_threads: int,
+) -> None:
+    """out = S4 (DPLR) kernel spectra of rows (A,): (A, M//2+1, 2) if n_fft == 0, else
+    rfft(irfft(., M)[:L], n_fft) as (A, n_fft//2+1, 2); log_dt (H,), A_real/A_imag (H, N2), B/P/C (H, N2, 2)."""

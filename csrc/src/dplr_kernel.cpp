@@ -23,6 +23,7 @@
 
 #include "s4op/fft.h"
 #include "s4op/parallel.h"
+#include "simd.h"
 
 namespace s4op {
 namespace cpu {
@@ -72,9 +73,10 @@ void row_modes(const T* log_dt, const T* A_real, const T* A_imag, const T* B, co
   }
 }
 
-// kf[k0 .. k0+nk) of one row into out (interleaved re, im).
+// kf[k0 .. k0+nk) of one row into out (interleaved re, im).  Plain loops: inlined into one entry point per
+// SIMD path (below), where the compiler vectorizes the loop over bins for that path's ISA.
 template <typename T>
-void spectrum_block(const Modes& m, const Angles& a, int64_t N2, int64_t k0, int64_t nk, T* out) {
+S4OP_INLINE void spectrum_block_impl(const Modes& m, const Angles& a, int64_t N2, int64_t k0, int64_t nk, T* out) {
   T c[kBlock], s[kBlock], sc[kBlock];
   double c2[kBlock], s2x4[kBlock];
   T acc[8][kBlock];  // (re, im) of R00, R01, R10, R11
@@ -122,6 +124,45 @@ void spectrum_block(const Modes& m, const Angles& a, int64_t N2, int64_t k0, int
   }
 }
 
+using cpu::SimdPath;
+
+template <typename T>
+void block_scalar(const Modes& m, const Angles& a, int64_t N2, int64_t k0, int64_t nk, T* out) {
+  spectrum_block_impl<T>(m, a, N2, k0, nk, out);
+}
+#if S4OP_SIMD_X86
+template <typename T>
+S4OP_TARGET_AVX2 void block_avx2(const Modes& m, const Angles& a, int64_t N2, int64_t k0, int64_t nk, T* out) {
+  spectrum_block_impl<T>(m, a, N2, k0, nk, out);
+}
+template <typename T>
+S4OP_TARGET_AVX512 void block_avx512(const Modes& m, const Angles& a, int64_t N2, int64_t k0, int64_t nk, T* out) {
+  spectrum_block_impl<T>(m, a, N2, k0, nk, out);
+}
+#endif
+
+SimdPath best_path() {
+  static const SimdPath best = simd::widest_supported({SimdPath::kAVX2, SimdPath::kAVX512});
+  return best;
+}
+
+template <typename T>
+using BlockFn = void (*)(const Modes&, const Angles&, int64_t, int64_t, int64_t, T*);
+
+template <typename T>
+BlockFn<T> block_fn() {
+  switch (best_path()) {
+#if S4OP_SIMD_X86
+    case SimdPath::kAVX512:
+      return &block_avx512<T>;
+    case SimdPath::kAVX2:
+      return &block_avx2<T>;
+#endif
+    default:
+      return &block_scalar<T>;
+  }
+}
+
 int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   if (a != 0 && b > std::numeric_limits<int64_t>::max() / a)
     throw std::invalid_argument(std::string("dplr_spectrum: size overflow in ") + what);
@@ -152,6 +193,7 @@ void spectrum_impl(const T* log_dt, const T* A_real, const T* A_imag, const T* B
   if (num_rows == 0) return;
   const int64_t K = M / 2 + 1, nb = (K + kBlock - 1) / kBlock;
   const Angles angles = make_angles(M);
+  const BlockFn<T> block = block_fn<T>();
   parallel_for(checked_mul(num_rows, nb, "items"), num_threads, [&](int64_t begin, int64_t end) {
     Modes m;
     int64_t have = -1;
@@ -159,7 +201,7 @@ void spectrum_impl(const T* log_dt, const T* A_real, const T* A_imag, const T* B
       const int64_t j = item / nb, b = item % nb;
       if (j != have) row_modes(log_dt, A_real, A_imag, B, P, C, N2, rows[j], m), have = j;
       const int64_t k0 = b * kBlock, nk = std::min(kBlock, K - k0);
-      spectrum_block<T>(m, angles, N2, k0, nk, out + 2 * (j * K + k0));
+      block(m, angles, N2, k0, nk, out + 2 * (j * K + k0));
     }
   });
 }
@@ -178,6 +220,7 @@ void conv_spectrum_impl(const T* log_dt, const T* A_real, const T* A_imag, const
   const Angles angles = make_angles(M);
   const auto inv_plan = get_real_fft<T>(M);
   const auto fwd_plan = get_real_fft<T>(n_fft);
+  const BlockFn<T> block = block_fn<T>();
   parallel_for(num_rows, num_threads, [&](int64_t begin, int64_t end) {
     Modes m;
     std::vector<std::complex<T>> kf(static_cast<size_t>(K));
@@ -187,7 +230,7 @@ void conv_spectrum_impl(const T* log_dt, const T* A_real, const T* A_imag, const
       row_modes(log_dt, A_real, A_imag, B, P, C, N2, rows[j], m);
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t k0 = b * kBlock, nk = std::min(kBlock, K - k0);
-        spectrum_block<T>(m, angles, N2, k0, nk, reinterpret_cast<T*>(kf.data() + k0));
+        block(m, angles, N2, k0, nk, reinterpret_cast<T*>(kf.data() + k0));
       }
       inv_plan->inverse(kf.data(), taps.data(), L, work.data());
       fwd_plan->forward(taps.data(), L, reinterpret_cast<std::complex<T>*>(out) + j * F, work.data());
@@ -221,7 +264,7 @@ void dplr_conv_spectrum_f64(const double* log_dt, const double* A_real, const do
   conv_spectrum_impl<double>(log_dt, A_real, A_imag, B, P, C, H, N2, rows, num_rows, M, L, n_fft, out, num_threads);
 }
 
-const char* dplr_kernel_isa() { return "portable"; }
+const char* dplr_kernel_isa() { return simd_path_name(best_path()); }
 
 }  // namespace cpu
 }  // namespace s4op

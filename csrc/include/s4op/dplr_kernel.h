@@ -45,8 +45,9 @@ void dplr_conv_spectrum_f64(const double* log_dt, const double* A_real, const do
                             const double* P, const double* C, int64_t H, int64_t N2, const int64_t* rows,
                             int64_t num_rows, int64_t M, int64_t L, int64_t n_fft, double* out, int num_threads);
 
-// The code path of the Cauchy sums: "portable" (plain C++ loops over frequency blocks, vectorized by the
-// compiler for the build's baseline ISA).
+// The SIMD path of the Cauchy sums on this CPU, as cpu_features' simd_path_name: "avx512", "avx2+fma" or
+// "scalar" ("generic" in the generic build).  The sums are plain loops over a block of bins, compiled once
+// per path with its target attributes (simd.h) and vectorized there by the compiler.
 const char* dplr_kernel_isa();
 
 }  // namespace cpu

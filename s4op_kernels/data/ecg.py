@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import math
-import numbers
 import re
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -38,6 +37,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from s4op_kernels._validate import check_float, check_int
 from s4op_kernels.data.base import DataFormatError, TaskDataset, TaskInfo, check_finite, open_utf8
 
 TASK = "ecg"
@@ -101,9 +101,7 @@ def lead_indices(leads: Union[None, str, int, Sequence[Union[str, int]]]) -> Lis
 def _check_sample_rate(sample_rate) -> int:
     if isinstance(sample_rate, float) and sample_rate.is_integer():
         sample_rate = int(sample_rate)
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or not 0 < sample_rate <= FS:
-        raise ValueError(f"sample_rate must be an int in 1..{FS} (Hz; the files are at {FS} Hz), got {sample_rate!r}")
-    return int(sample_rate)
+    return check_int(sample_rate, "sample_rate", func="load", minimum=1, maximum=FS)  # Hz; the files are at FS Hz
 
 
 def _output_length(n_stored: int, sample_rate: int, duration: Optional[float]) -> int:
@@ -112,8 +110,7 @@ def _output_length(n_stored: int, sample_rate: int, duration: Optional[float]) -
     n_resampled = -(-n_stored * (sample_rate // g) // (FS // g))  # ceil(n * p / q)
     if duration is None:
         return n_resampled
-    if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not duration > 0:
-        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+    check_float(duration, "duration", func="load", minimum=0.0, min_open=True)  # seconds
     n_out = int(round(duration * sample_rate))
     if n_out < 1 or n_out > n_resampled:
         raise ValueError(f"duration={duration} s gives {n_out} samples at {sample_rate} Hz; records hold "
@@ -380,9 +377,8 @@ def _check_options(split: str, leads, sample_rate, duration, max_records) -> Tup
     lead_idx = lead_indices(leads)
     sample_rate = _check_sample_rate(sample_rate)
     _output_length(N_SAMPLES, sample_rate, duration)  # validate duration before any work
-    if max_records is not None and (isinstance(max_records, bool) or not isinstance(max_records, int)
-                                    or max_records < 0):
-        raise ValueError(f"max_records must be a non-negative int, got {max_records!r}")
+    if max_records is not None:
+        check_int(max_records, "max_records", func="load", minimum=0)
     return lead_idx, sample_rate
 
 
@@ -438,9 +434,8 @@ def _read_root(root, split: str, task: str, *, leads: List[int], sample_rate: in
                 and val_fraction + test_fraction < 1.0):
             raise ValueError(f"val_fraction and test_fraction must be in [0, 1) with a sum < 1, got "
                              f"{val_fraction} and {test_fraction}")
-        if isinstance(split_seed, bool) or not isinstance(split_seed, (int, np.integer)) or split_seed < 0:
-            raise ValueError(f"split_seed must be a non-negative int, got {split_seed!r}")
-        x, y, exam_ids, patient_ids = _read_folder(root, split, val_fraction, test_fraction, int(split_seed),
+        split_seed = check_int(split_seed, "split_seed", func="load", minimum=0)
+        x, y, exam_ids, patient_ids = _read_folder(root, split, val_fraction, test_fraction, split_seed,
                                                    **common)
     return _dataset(task, split, x, y, exam_ids, patient_ids, len(leads))
 

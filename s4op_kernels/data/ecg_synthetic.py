@@ -22,6 +22,7 @@ from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from s4op_kernels._validate import check_int
 from s4op_kernels.data.base import TaskDataset
 from s4op_kernels.data.ecg import (CSV_COLUMNS, FS, LABELS, LEADS, N_SAMPLES, SPLITS, _check_options, _dataset,
                                    _output_length, _prepare, _read_root, _refuse_generator_options)
@@ -302,8 +303,7 @@ def generate(out, train: int, val: int, test: int, seed: int = 0, *, prevalence:
     the same data without touching the disk.  age, is_male and nn_predicted_age are drawn for the format's
     sake and carry no signal; death and timey are left empty.
     """
-    if isinstance(records_per_part, bool) or not isinstance(records_per_part, int) or records_per_part < 1:
-        raise ValueError(f"records_per_part must be a positive int, got {records_per_part!r}")
+    records_per_part = check_int(records_per_part, "records_per_part", func="generate", minimum=1)
     _check_synth_options(prevalence, short_fraction, noise)
     out = Path(out)
     synth = dict(prevalence=prevalence, short_fraction=short_fraction, noise=noise)
@@ -400,11 +400,9 @@ def load(root=None, split: str = "train", *, sample_rate: int = FS,
                          "splits (set n_train/n_val/n_test instead)")
     n = {"train": n_train, "val": n_val, "test": n_test}[split]
     n = _DEFAULT_COUNTS[split] if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n_{split} must be a non-negative int, got {n!r}")
+    n = check_int(n, f"n_{split}", func="load", minimum=0)
     seed = 0 if seed is None else seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = check_int(seed, "seed", func="load", minimum=0)
     synth = {"prevalence": prevalence, "short_fraction": 0.2 if short_fraction is None else short_fraction,
              "noise": 1.0 if noise is None else noise}
     _check_synth_options(**synth)

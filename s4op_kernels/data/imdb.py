@@ -29,6 +29,7 @@ from typing import List, Tuple, Union
 import numpy as np
 import torch
 
+from s4op_kernels._validate import check_int
 from s4op_kernels.data.base import PAD, DataFormatError, TaskDataset, TaskInfo, seeded_split, token_dtype
 
 BYTE_OFFSET = 1  # token = byte + BYTE_OFFSET, so no byte (not even 0x00) becomes PAD = 0
@@ -148,9 +149,7 @@ def load(root, split: str = "train", max_len: int = 4096, val_fraction: float = 
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not isinstance(max_len, (int, np.integer)) or isinstance(max_len, bool) or max_len < 1:
-        raise ValueError(f"max_len must be a positive int, got {max_len!r}")
-    max_len = int(max_len)
+    max_len = check_int(max_len, "max_len", func="load", minimum=1)
     folder = "test" if split == "test" else "train"
     base = _resolve_root(root, folder)
     paths, labels = _list_split(base, folder)

@@ -24,14 +24,12 @@ pruned), as the paper requires.
 
 from __future__ import annotations
 
-import math
-import numbers
 from fractions import Fraction
 from typing import Optional
 
 import torch
 
-from s4op_kernels._validate import check_int
+from s4op_kernels._validate import check_float, check_int
 
 STRATEGIES = ("depth_aware", "depth_aware_original", "uniform", "random", "layerwise")
 
@@ -102,8 +100,8 @@ def allocate(rate: float, n_layers: int, H: int, strategy: str = "depth_aware", 
     H = _check_int("allocate", "H", H)
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise ValueError(f"allocate(strategy): unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"allocate(seed): expected an int or None, got {seed!r}")
+    if seed is not None:
+        seed = check_int(seed, "seed", func="allocate")
 
     target = round(rate * H * n_layers)  # the paper's order of operations, Python's round (ties to even)
     if strategy == "depth_aware":
@@ -181,12 +179,7 @@ def _random(target: int, n: int, H: int, seed: Optional[int]) -> list[int]:
 
 # ---------------------------------------------------------------------------------------------- validation
 def _check_rate(rate) -> float:
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"allocate(rate): expected a number in [0, 1], got {rate!r}")
-    rate = float(rate)
-    if not math.isfinite(rate) or not 0.0 <= rate <= 1.0:
-        raise ValueError(f"allocate(rate): the pruning rate must be in [0, 1], got {rate!r}")
-    return rate
+    return check_float(rate, "rate", func="allocate", minimum=0.0, maximum=1.0)
 
 
 def _check_int(func: str, name: str, value) -> int:

@@ -160,9 +160,7 @@ def make_generator(seed: Optional[int] = None, generator: Optional[torch.Generat
             raise ValueError(f"generator: expected a CPU generator, got one on {generator.device}")
         return generator
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise TypeError(f"seed: expected an int or None, got {seed!r}")
-        return torch.Generator().manual_seed(int(seed))
+        return torch.Generator().manual_seed(check_int(seed, "seed", func="make_generator"))
     return None
 
 
@@ -221,10 +219,11 @@ def select_channels(
         if spec.kernel is None:
             raise ValueError(f"select_channels: {type(layer).__name__} registered no kernel function, so "
                              "selector='kernel_norm' is not available for it")
-        if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1:
-            raise ValueError(f"select_channels(length): selector='kernel_norm' needs the kernel length L >= 1 "
-                             f"(the task's sequence length), got {length!r}")
-        scores = _kernel_norms(layer, spec, int(length)) if n_prune else torch.zeros(n_active)
+        if length is None:
+            raise ValueError("select_channels(length): selector='kernel_norm' needs the kernel length L >= 1 "
+                             "(the task's sequence length), got None")
+        length = check_int(length, "length", func="select_channels", minimum=1)
+        scores = _kernel_norms(layer, spec, length) if n_prune else torch.zeros(n_active)
     elif selector == "loss_delta":
         if not callable(loss_fn):
             raise ValueError(f"select_channels(loss_fn): selector='loss_delta' needs a callable () -> float, got {loss_fn!r}")
@@ -321,9 +320,7 @@ def prune_model(
         raise ValueError(f"prune_model(counts): got {len(counts)} counts for {len(layers)} prunable layers")
     todo = []
     for i, (layer, count) in enumerate(zip(layers, counts)):
-        if isinstance(count, bool) or not isinstance(count, numbers.Integral):
-            raise TypeError(f"prune_model(counts): counts[{i}] must be an int, got {count!r}")
-        count = int(count)
+        count = check_int(count, f"counts[{i}]", func="prune_model")
         already = layer.d_model - layer.num_active
         if not 0 <= count <= layer.d_model:
             raise ValueError(f"prune_model(counts): counts[{i}] = {count} is outside 0..{layer.d_model} "

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import s4op_kernels
+from s4op_kernels._validate import ArgumentTypeError
 from s4op_kernels.data import DataFormatError, ecg
 
 FS = ecg.FS
@@ -231,6 +232,13 @@ def test_split_options_are_validated(code15, tmp_path):
         ecg.load(root, "train", val_fraction=0.6, test_fraction=0.5)
     with pytest.raises(ValueError, match="n_train"):
         ecg.load(root, "train", n_train=10)
+    with pytest.raises(ValueError, match=r"load\(split_seed\): expected an integer >= 0, got -1"):
+        ecg.load(root, "train", split_seed=-1)
+    for bad in (1.5, True, "1"):
+        with pytest.raises(ArgumentTypeError, match=r"load\(split_seed\): expected an integer >= 0, got"):
+            ecg.load(root, "train", split_seed=bad)
+    assert ecg.load(root, "train", split_seed=np.int64(1)).exam_ids.tolist() == \
+        ecg.load(root, "train", split_seed=1).exam_ids.tolist()
     with pytest.raises(ValueError, match="pass root"):
         ecg.load(None, "train")
     with pytest.raises(FileNotFoundError, match="no exams_part"):
@@ -294,6 +302,36 @@ def test_bad_rate_or_duration_are_rejected(options, message):
     # checked before the root is looked at (the synthetic loader's checks: test_ecg_synthetic.py)
     with pytest.raises(ValueError, match=message):
         ecg.load(None, "val", **options)
+
+
+@pytest.mark.parametrize("options, message, exc", [
+    ({"sample_rate": 401}, r"load\(sample_rate\): expected an integer in \[1, 400\], got 401", ValueError),
+    ({"sample_rate": -100}, r"load\(sample_rate\): expected an integer in \[1, 400\], got -100", ValueError),
+    ({"sample_rate": 100.5}, r"load\(sample_rate\): expected an integer in \[1, 400\], got 100.5", ArgumentTypeError),
+    ({"sample_rate": True}, r"load\(sample_rate\)", ArgumentTypeError),
+    ({"sample_rate": "100"}, r"load\(sample_rate\)", ArgumentTypeError),
+    ({"duration": 0}, r"load\(duration\): expected a finite number > 0.0, got 0.0", ValueError),
+    ({"duration": -1}, r"load\(duration\): expected a finite number > 0.0, got -1.0", ValueError),
+    ({"duration": float("nan")}, r"load\(duration\)", ValueError),
+    ({"duration": float("inf")}, r"load\(duration\)", ValueError),
+    ({"duration": True}, r"load\(duration\)", ArgumentTypeError),
+    ({"duration": "2"}, r"load\(duration\)", ArgumentTypeError),
+    ({"max_records": -1}, r"load\(max_records\): expected an integer >= 0, got -1", ValueError),
+    ({"max_records": 2.5}, r"load\(max_records\): expected an integer >= 0, got 2.5", ArgumentTypeError),
+    ({"max_records": True}, r"load\(max_records\)", ArgumentTypeError),
+])
+def test_bad_options_name_the_function_and_argument(options, message, exc):
+    with pytest.raises(exc, match=message):
+        ecg.load(None, "val", **options)
+
+
+def test_integral_float_sample_rate_and_numpy_counts_are_accepted(code15):
+    root = code15[0]
+    opts = dict(val_fraction=0.0, test_fraction=0.0, leads="II")
+    ref = ecg.load(root, "train", sample_rate=100, max_records=3, **opts)
+    for sample_rate, max_records in ((100.0, 3), (np.int64(100), np.int64(3))):
+        ds = ecg.load(root, "train", sample_rate=sample_rate, max_records=max_records, **opts)
+        torch.testing.assert_close(ds.x, ref.x, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------------------------------------

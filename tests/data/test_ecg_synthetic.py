@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from s4op_kernels import data
+from s4op_kernels._validate import ArgumentTypeError
 from s4op_kernels.data import ecg, ecg_synthetic
 
 FS = ecg.FS
@@ -22,6 +23,33 @@ FS = ecg.FS
 def test_bad_rate_or_duration_are_rejected(options, message):
     with pytest.raises(ValueError, match=message):
         ecg_synthetic.load(None, "val", n_val=1, **options)
+
+
+@pytest.mark.parametrize("options, message, exc", [
+    ({"n_val": -1}, r"load\(n_val\): expected an integer >= 0, got -1", ValueError),
+    ({"n_val": 2.5}, r"load\(n_val\): expected an integer >= 0, got 2.5", ArgumentTypeError),
+    ({"n_val": True}, r"load\(n_val\)", ArgumentTypeError),
+    ({"seed": -1}, r"load\(seed\): expected an integer >= 0, got -1", ValueError),
+    ({"seed": 1.5}, r"load\(seed\): expected an integer >= 0, got 1.5", ArgumentTypeError),
+    ({"seed": True}, r"load\(seed\)", ArgumentTypeError),
+])
+def test_bad_count_or_seed_name_the_function_and_argument(options, message, exc):
+    with pytest.raises(exc, match=message):
+        ecg_synthetic.load(None, "val", **({"n_val": 1} | options))
+
+
+def test_numpy_count_and_seed_are_accepted():
+    ref = ecg_synthetic.load(None, "val", n_val=2, seed=3, sample_rate=100, leads="II")
+    ds = ecg_synthetic.load(None, "val", n_val=np.int64(2), seed=np.int32(3), sample_rate=100, leads="II")
+    torch.testing.assert_close(ds.x, ref.x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("records_per_part, exc", [(0, ValueError), (-2, ValueError), (1.5, ArgumentTypeError),
+                                                   (True, ArgumentTypeError), ("4", ArgumentTypeError)])
+def test_bad_records_per_part_is_rejected_before_any_work(tmp_path, records_per_part, exc):
+    with pytest.raises(exc, match=r"generate\(records_per_part\): expected an integer >= 1, got"):
+        ecg_synthetic.generate(tmp_path / "out", train=1, val=1, test=1, records_per_part=records_per_part)
+    assert not (tmp_path / "out").exists()
 
 
 def test_generator_options_known_to_the_reader_match_the_loader():

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import s4op_kernels.data as data
+from s4op_kernels._validate import ArgumentTypeError
 from s4op_kernels.data import imdb
 from s4op_kernels.data.base import PAD, DataFormatError
 
@@ -204,6 +205,12 @@ def test_argument_errors(acl):
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="max_len"):
             imdb.load(base, "test", max_len=bad)
+    with pytest.raises(ValueError, match=r"load\(max_len\): expected an integer >= 1, got 0"):
+        imdb.load(base, "test", max_len=0)
+    for bad in (2.5, True, "16"):
+        with pytest.raises(ArgumentTypeError, match=r"load\(max_len\): expected an integer >= 1, got"):
+            imdb.load(base, "test", max_len=bad)
+    assert imdb.load(base, "test", max_len=np.int64(16)).seq_len == 16
     with pytest.raises(ValueError, match="val_fraction"):
         imdb.load(base, "val", val_fraction=1.0)
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from s4op_kernels._validate import ArgumentTypeError
 from s4op_kernels.pruning import STRATEGIES, allocate, max_prunable
 
 # facts.md (the authors' code, Python's round): (rate, n_layers, H) -> per-layer counts.
@@ -209,6 +210,16 @@ def test_unknown_strategy_lists_the_choices():
 def test_bad_seed():
     with pytest.raises(TypeError, match="seed"):
         allocate(0.5, 4, 128, "random", seed=1.5)
+    for bad in (1.5, True, "1"):
+        with pytest.raises(ArgumentTypeError, match=r"allocate\(seed\): expected an integer, got"):
+            allocate(0.5, 4, 128, "random", seed=bad)
+
+
+def test_rate_messages_name_the_function_and_argument():
+    with pytest.raises(ValueError, match=r"allocate\(rate\): expected a finite number >= 0.0 and <= 1.0, got 1.5"):
+        allocate(1.5, 4, 128)
+    with pytest.raises(ArgumentTypeError, match=r"allocate\(rate\): expected a finite number .*, got '0.5'"):
+        allocate("0.5", 4, 128)
 
 
 def test_numpy_like_integers_are_accepted():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from s4op_kernels import S4DLayer
+from s4op_kernels._validate import ArgumentTypeError
 from s4op_kernels.ops import s4d_kernel_ref
 from s4op_kernels.pruning import (
     allocate,
@@ -239,6 +241,27 @@ def test_select_channels_errors():
     assert select_channels(layer, 5, seed=0).tolist() == [0, 1, 2, 3, 4]  # every active channel
 
 
+def test_select_channels_seed_and_length_are_checked():
+    # _validate.check_int: a wrong type is an ArgumentTypeError (TypeError and ValueError), a bad value ValueError
+    layer = make_s4d(H, N, 0)
+    for bad in (1.5, True, "1"):
+        with pytest.raises(ArgumentTypeError, match=r"make_generator\(seed\): expected an integer, got"):
+            select_channels(layer, 1, seed=bad)
+    with pytest.raises(ArgumentTypeError, match=r"make_generator\(seed\)"):
+        selection.make_generator(seed=2.0)
+    assert torch.equal(select_channels(layer, 2, seed=np.int64(3)), select_channels(layer, 2, seed=3))
+    with pytest.raises(ValueError, match=r"select_channels\(length\): selector='kernel_norm' needs .* got None"):
+        select_channels(layer, 1, "kernel_norm")
+    for bad in (0, -4):
+        with pytest.raises(ValueError, match=rf"select_channels\(length\): expected an integer >= 1, got {bad}"):
+            select_channels(layer, 1, "kernel_norm", length=bad)
+    for bad in (8.0, True):
+        with pytest.raises(ArgumentTypeError, match=r"select_channels\(length\): expected an integer >= 1"):
+            select_channels(layer, 1, "kernel_norm", length=bad)
+    assert torch.equal(select_channels(layer, 2, "kernel_norm", length=np.int64(8)),
+                       select_channels(layer, 2, "kernel_norm", length=8))
+
+
 # ----------------------------------------------------------------------------- prune_model
 @pytest.mark.parametrize("seed", [7, 31650], ids=lambda s: f"seed{s}")
 def test_prune_model_applies_counts_and_steps_are_nested(seed):
@@ -303,6 +326,11 @@ def test_prune_model_errors_leave_the_model_unchanged():
         prune_model(model, [3, 3, 13], seed=0)
     with pytest.raises(TypeError, match=r"counts\[0\]"):
         prune_model(model, [2.5, 3, 3], seed=0)
+    for bad in (2.5, True, "3", None):
+        with pytest.raises(ArgumentTypeError, match=r"prune_model\(counts\[1\]\): expected an integer, got"):
+            prune_model(model, [3, bad, 3], seed=0)
+    with pytest.raises(ArgumentTypeError, match=r"make_generator\(seed\)"):
+        prune_model(model, [3, 3, 3], seed=0.5)
     with pytest.raises(TypeError, match="sequence"):
         prune_model(model, 3, seed=0)
     with pytest.raises(ValueError, match="no prunable layers"):

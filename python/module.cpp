@@ -209,8 +209,8 @@ void s4d_kernel_typed(Arr& C, Arr& log_dt, Arr& log_A_real, Arr& A_imag, Arr& ro
   check_shape(A_imag, "A_imag", {H, N2});
   if (L < 0) throw py::value_error("L must be >= 0, got " + std::to_string(L));
   check_shape(out, "out", {A, L});
-  for (const Arr* in : {&C, &log_dt, &log_A_real, &A_imag}) {
-    if (overlaps(out, *in)) throw py::value_error("out must not overlap the parameters");
+  for (const Arr* in : {&C, &log_dt, &log_A_real, &A_imag, &rows}) {
+    if (overlaps(out, *in)) throw py::value_error("out must not overlap the parameters or rows");
   }
   const T *pc = C.cdata<T>(), *pdt = log_dt.cdata<T>(), *pre = log_A_real.cdata<T>(), *pim = A_imag.cdata<T>();
   const int64_t* pr = rows.cdata<int64_t>();
@@ -261,8 +261,9 @@ void dplr_spectrum_typed(Arr& log_dt, Arr& A_real, Arr& A_imag, Arr& B, Arr& P, 
   if (M < 1) throw py::value_error("M must be >= 1, got " + std::to_string(M));
   if (n_fft < 0) throw py::value_error("n_fft must be >= 0, got " + std::to_string(n_fft));
   check_shape(out, "out", {A, (n_fft ? n_fft : M) / 2 + 1, 2});
-  for (const Arr* in : {&log_dt, &A_real, &A_imag, &B, &P, &C}) {
-    if (overlaps(out, *in)) throw py::value_error("out must not overlap the parameters");
+  // rows too: the core reads it while it writes out.
+  for (const Arr* in : {&log_dt, &A_real, &A_imag, &B, &P, &C, &rows}) {
+    if (overlaps(out, *in)) throw py::value_error("out must not overlap the parameters or rows");
   }
   const T *p0 = log_dt.cdata<T>(), *p1 = A_real.cdata<T>(), *p2 = A_imag.cdata<T>(), *p3 = B.cdata<T>(),
           *p4 = P.cdata<T>(), *p5 = C.cdata<T>();

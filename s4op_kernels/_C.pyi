@@ -6,7 +6,7 @@ import numpy as np
 
 def build_info() -> dict[str, Any]:
     """Compiler, flags, build type, SIMD levels (build time; run time: simd_runtime_fft, simd_runtime_s4d_kernel,
-    simd_runtime_gelu) and threading backend."""
+    simd_runtime_dplr_kernel, simd_runtime_gelu) and threading backend."""
 
 def next_fast_size(n: int) -> int:
     """Smallest m >= n of the form 2^a 3^b 5^c."""

@@ -1,4 +1,4 @@
-// S4D kernel generation for the active channels (see s4d_kernel.h for the formula and contract).
+// S4D kernel generation for a list of rows (see s4d_kernel.h for the formula and contract).
 //
 // Method.  Write z_n = exp(dt A_n) and w_n = 2 C_n (z_n - 1) / A_n, so K[l] = Re sum_n w_n z_n^l.
 // Split l = b*B + k with a block length B (64 for float, 32 for double):
@@ -117,7 +117,7 @@ struct Problem {
   const P* log_A_real;  // {H, N2}
   const P* A_imag;      // {H, N2}
   int64_t H, N2;
-  const int64_t* active;  // {A}
+  const int64_t* rows;  // {A}
   int64_t A, L;
   P* K;          // {A, L}
   int64_t nseg;  // segments per row
@@ -508,7 +508,7 @@ S4OP_INLINE void run_items(const Problem<P>& p, int64_t begin, int64_t end,
   std::vector<double> tmp;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t j = item / p.nseg, s = item % p.nseg;
-    const int64_t h = p.active[j];
+    const int64_t h = p.rows[j];
     if (w.h != h) prepare_channel(p, w, h);
     P* out = p.K + j * p.L + s * kSegSamples;
     const bool suspect = compute_segment(p, w, s, out, tiles);
@@ -678,77 +678,73 @@ RunFn<T> run_fn(SimdPath path) {
 
 template <class T>
 void s4d_kernel_impl(const char* name, const T* C, const T* log_dt, const T* log_A_real,
-                     const T* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                     int64_t num_active, int64_t L, T* K, int num_threads, SimdPath path) {
+                     const T* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                     int64_t num_rows, int64_t L, T* K, int num_threads, SimdPath path) {
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   if (H < 1) fail(name, "H must be >= 1, got " + std::to_string(H));
   if (N2 < 1) fail(name, "N2 must be >= 1, got " + std::to_string(N2));
   if (L < 0) fail(name, "L must be >= 0, got " + std::to_string(L));
-  if (num_active < 0) fail(name, "num_active must be >= 0, got " + std::to_string(num_active));
+  if (num_rows < 0) fail(name, "num_rows must be >= 0, got " + std::to_string(num_rows));
   if (num_threads < 1) fail(name, "num_threads must be >= 1, got " + std::to_string(num_threads));
   if (N2 > kMax / 2 / H || 2 * H * N2 > kMax / static_cast<int64_t>(sizeof(T)))
     fail(name, "H * N2 is too large");
-  if (L > 0 && num_active > kMax / static_cast<int64_t>(sizeof(T)) / L)
-    fail(name, "num_active * L is too large");
+  if (L > 0 && num_rows > kMax / static_cast<int64_t>(sizeof(T)) / L)
+    fail(name, "num_rows * L is too large");
   if (C == nullptr) fail(name, "C is null");
   if (log_dt == nullptr) fail(name, "log_dt is null");
   if (log_A_real == nullptr) fail(name, "log_A_real is null");
   if (A_imag == nullptr) fail(name, "A_imag is null");
-  if (num_active > 0 && active == nullptr) fail(name, "active is null");
-  if (num_active > 0 && L > 0 && K == nullptr) fail(name, "K is null");
-  for (int64_t j = 0; j < num_active; ++j) {
-    if (active[j] < 0 || active[j] >= H)
-      fail(name, "active[" + std::to_string(j) + "] = " + std::to_string(active[j]) +
+  if (num_rows > 0 && rows == nullptr) fail(name, "rows is null");
+  if (num_rows > 0 && L > 0 && K == nullptr) fail(name, "K is null");
+  for (int64_t j = 0; j < num_rows; ++j) {
+    if (rows[j] < 0 || rows[j] >= H)
+      fail(name, "rows[" + std::to_string(j) + "] = " + std::to_string(rows[j]) +
                      " is outside [0, H) with H = " + std::to_string(H));
   }
   if (!path_supported(path)) fail(name, "the requested SIMD path is not available on this CPU");
-  if (num_active == 0 || L == 0) return;
+  if (num_rows == 0 || L == 0) return;
 
-  const Problem<T> p{C,      log_dt,     log_A_real, A_imag, H, N2, active,
-                     num_active, L, K, (L + kSegSamples - 1) / kSegSamples};
+  const Problem<T> p{C,      log_dt,     log_A_real, A_imag, H, N2, rows,
+                     num_rows, L, K, (L + kSegSamples - 1) / kSegSamples};
   const RunFn<T> fn = run_fn<T>(path);
-  s4op::parallel_for(num_active * p.nseg, num_threads,
+  s4op::parallel_for(num_rows * p.nseg, num_threads,
                      [&](int64_t begin, int64_t end) { fn(p, begin, end); });
 }
 
 }  // namespace
 
 void s4d_kernel_f32(const float* C, const float* log_dt, const float* log_A_real,
-                    const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                    int64_t num_active, int64_t L, float* K, int num_threads) {
-  s4d_kernel_impl<float>("s4d_kernel_f32", C, log_dt, log_A_real, A_imag, H, N2, active,
-                         num_active, L, K, num_threads, best_path());
+                    const float* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                    int64_t num_rows, int64_t L, float* K, int num_threads) {
+  s4d_kernel_impl<float>("s4d_kernel_f32", C, log_dt, log_A_real, A_imag, H, N2, rows,
+                         num_rows, L, K, num_threads, best_path());
 }
 
 void s4d_kernel_f64(const double* C, const double* log_dt, const double* log_A_real,
-                    const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                    int64_t num_active, int64_t L, double* K, int num_threads) {
-  s4d_kernel_impl<double>("s4d_kernel_f64", C, log_dt, log_A_real, A_imag, H, N2, active,
-                          num_active, L, K, num_threads, best_path());
+                    const double* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                    int64_t num_rows, int64_t L, double* K, int num_threads) {
+  s4d_kernel_impl<double>("s4d_kernel_f64", C, log_dt, log_A_real, A_imag, H, N2, rows,
+                          num_rows, L, K, num_threads, best_path());
 }
 
-const char* s4d_kernel_isa() {
-  // The names this function has always returned ("avx2", where simd_path_name says "avx2+fma").
-  const SimdPath path = best_path();
-  return path == SimdPath::kAVX2 ? "avx2" : simd_path_name(path);
-}
+const char* s4d_kernel_isa() { return simd_path_name(best_path()); }
 
 namespace detail {
 
 bool s4d_isa_supported(SimdPath path) { return path_supported(path); }
 
 void s4d_kernel_f32_isa(const float* C, const float* log_dt, const float* log_A_real,
-                        const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                        int64_t num_active, int64_t L, float* K, int num_threads, SimdPath path) {
-  s4d_kernel_impl<float>("s4d_kernel_f32", C, log_dt, log_A_real, A_imag, H, N2, active,
-                         num_active, L, K, num_threads, path);
+                        const float* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                        int64_t num_rows, int64_t L, float* K, int num_threads, SimdPath path) {
+  s4d_kernel_impl<float>("s4d_kernel_f32", C, log_dt, log_A_real, A_imag, H, N2, rows,
+                         num_rows, L, K, num_threads, path);
 }
 
 void s4d_kernel_f64_isa(const double* C, const double* log_dt, const double* log_A_real,
-                        const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                        int64_t num_active, int64_t L, double* K, int num_threads, SimdPath path) {
-  s4d_kernel_impl<double>("s4d_kernel_f64", C, log_dt, log_A_real, A_imag, H, N2, active,
-                          num_active, L, K, num_threads, path);
+                        const double* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                        int64_t num_rows, int64_t L, double* K, int num_threads, SimdPath path) {
+  s4d_kernel_impl<double>("s4d_kernel_f64", C, log_dt, log_A_real, A_imag, H, N2, rows,
+                          num_rows, L, K, num_threads, path);
 }
 
 }  // namespace detail

@@ -59,13 +59,14 @@ int main() {
   } else {
     S4OP_CHECK(std::string(simd_path_name(SimdPath::kScalar)) == "scalar");
     S4OP_CHECK(simd != "generic");
-    S4OP_CHECK(s4d == "avx512" || s4d == "avx2" || s4d == "scalar");
+    S4OP_CHECK(s4d == "avx512" || s4d == "avx2+fma" || s4d == "scalar");
     S4OP_CHECK(gelu == "avx512" || gelu == "avx2+fma" || gelu == "scalar");
     // The kernels with the same paths pick the same one.
     const SimdPath vec = simd_path_supported(SimdPath::kAVX512) ? SimdPath::kAVX512
                          : simd_path_supported(SimdPath::kAVX2) ? SimdPath::kAVX2
                                                                 : SimdPath::kScalar;
     S4OP_CHECK(gelu == simd_path_name(vec));
+    S4OP_CHECK(s4d == simd_path_name(vec));
   }
   S4OP_TEST_MAIN_END();
 }

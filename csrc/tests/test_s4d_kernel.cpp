@@ -356,7 +356,7 @@ void check_isa_paths() {
   if (s4op::cpu::simd_is_generic()) {
     S4OP_CHECK(name == "generic");
   } else {
-    S4OP_CHECK(name == "avx512" || name == "avx2" || name == "scalar");
+    S4OP_CHECK(name == "avx512" || name == "avx2+fma" || name == "scalar");
   }
 }
 

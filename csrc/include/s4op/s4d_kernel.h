@@ -1,8 +1,8 @@
-// S4D convolution kernel (diagonal state matrix, zero-order hold) for the active channels only.
+// S4D convolution kernel (diagonal state matrix, zero-order hold) for a list of rows (channels).
 //
 //   A[h,n] = -exp(log_A_real[h,n]) + i * A_imag[h,n],   dt_h = exp(log_dt[h])
 //   K[j,l] = 2 Re sum_n C[h,n] (exp(dt_h A[h,n]) - 1) / A[h,n] * exp(dt_h A[h,n] l)
-//   with h = active[j], l = 0..L-1
+//   with h = rows[j], l = 0..L-1
 //
 // (Gu, Gupta, Goel, Re 2022, "On the Parameterization and Initialization of Diagonal State Space
 // Models", the ZOH Vandermonde kernel; the formula of design.md "Semantics that must be exact".)
@@ -21,9 +21,9 @@ namespace cpu {
 //   log_dt      {H}
 //   log_A_real  {H, N2}
 //   A_imag      {H, N2}
-//   active      {num_active} int64 rows to compute, each in [0, H), any order; duplicates are
+//   rows        {num_rows} int64 rows to compute, each in [0, H), any order; duplicates are
 //                            allowed (the row is simply computed again)
-//   K           {num_active, L}  output, K[j, :] is the kernel of channel active[j]
+//   K           {num_rows, L}    output, K[j, :] is the kernel of channel rows[j]
 // Parameters are converted to double and all per-mode quantities (exp, sin/cos, powers of
 // exp(dt A)) are formed in double; only the final N2 x L sum runs in the output type.  float
 // output stays within 1e-5 (normwise per row: max_l |K32 - K64| / max_l |K64|) of the float64
@@ -32,18 +32,18 @@ namespace cpu {
 // A row whose parameters produce a non-finite coefficient (NaN/Inf input, exp overflow) is
 // filled with NaN.  Threads: at most num_threads (>= 1); the result is bitwise independent of it
 // (but not across SIMD paths, which differ in FMA use: they agree to rounding).
-// Throws std::invalid_argument for null pointers, H < 1, N2 < 1, L < 0, num_active < 0,
-// an active index outside [0, H), num_threads < 1, or sizes whose products overflow.
+// Throws std::invalid_argument for null pointers, H < 1, N2 < 1, L < 0, num_rows < 0,
+// a row outside [0, H), num_threads < 1, or sizes whose products overflow.
 void s4d_kernel_f32(const float* C, const float* log_dt, const float* log_A_real,
-                    const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                    int64_t num_active, int64_t L, float* K, int num_threads);
+                    const float* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                    int64_t num_rows, int64_t L, float* K, int num_threads);
 
 void s4d_kernel_f64(const double* C, const double* log_dt, const double* log_A_real,
-                    const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                    int64_t num_active, int64_t L, double* K, int num_threads);
+                    const double* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                    int64_t num_rows, int64_t L, double* K, int num_threads);
 
-// The SIMD path the two functions above use on this CPU: "avx512", "avx2" (AVX2 + FMA) or "scalar"
-// ("generic" in the generic build, S4OP_SIMD=generic).
+// The SIMD path the two functions above use on this CPU, as cpu_features' simd_path_name: "avx512",
+// "avx2+fma" or "scalar" ("generic" in the generic build, S4OP_SIMD=generic).
 const char* s4d_kernel_isa();
 
 namespace detail {
@@ -55,12 +55,12 @@ namespace detail {
 bool s4d_isa_supported(SimdPath path);
 
 void s4d_kernel_f32_isa(const float* C, const float* log_dt, const float* log_A_real,
-                        const float* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                        int64_t num_active, int64_t L, float* K, int num_threads, SimdPath path);
+                        const float* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                        int64_t num_rows, int64_t L, float* K, int num_threads, SimdPath path);
 
 void s4d_kernel_f64_isa(const double* C, const double* log_dt, const double* log_A_real,
-                        const double* A_imag, int64_t H, int64_t N2, const int64_t* active,
-                        int64_t num_active, int64_t L, double* K, int num_threads, SimdPath path);
+                        const double* A_imag, int64_t H, int64_t N2, const int64_t* rows,
+                        int64_t num_rows, int64_t L, double* K, int num_threads, SimdPath path);
 
 }  // namespace detail
 }  // namespace cpu

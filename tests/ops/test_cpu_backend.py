@@ -219,14 +219,14 @@ def test_binding_rejects_aliasing_and_readonly_output():
 def test_binding_kernel_rejects_bad_arguments():
     C = np.zeros((3, 4, 2), np.float32)
     good = dict(C=C, log_dt=np.zeros(3, np.float32), log_A_real=np.zeros((3, 4), np.float32),
-                A_imag=np.zeros((3, 4), np.float32), active=np.arange(3, dtype=np.int64), L=5,
+                A_imag=np.zeros((3, 4), np.float32), rows=np.arange(3, dtype=np.int64), L=5,
                 out=np.zeros((3, 5), np.float32), num_threads=1)
     _ext.C().s4d_kernel(*good.values())
     for key, value, match in [
         ("C", np.zeros((3, 4, 3), np.float32), r"C"),
         ("log_dt", np.zeros(2, np.float32), r"log_dt"),
         ("A_imag", np.zeros((3, 4), np.float64), r"A_imag"),
-        ("active", np.array([0, 1, 3]), r"active\[2\] = 3 is outside \[0, H\)"),
+        ("rows", np.array([0, 1, 3]), r"rows\[2\] = 3 is outside \[0, H\)"),
         ("out", np.zeros((3, 4), np.float32), r"out"),
         ("L", -1, r"L"),
     ]:

@@ -106,6 +106,25 @@ def _options(pairs: Optional[list[tuple[str, Any]]]) -> dict[str, Any]:
     return dict(pairs or [])
 
 
+_TWIN_HELP = ("the config becomes its twin with that layer (<name> <-> <name>-s4, e.g. listops -> listops-s4, the "
+              "paper's S4 model; a config without a twin keeps its settings with the layer swapped).")
+
+
+def _add_model_flag(p: argparse.ArgumentParser, help_text: str) -> None:
+    from s4op_kernels.models import available_layers
+
+    p.add_argument("--model", default=None, choices=available_layers(),
+                   help=f"SSM layer of the classifier: s4 (DPLR) or s4d (diagonal). {help_text}")
+
+
+def _config_of(args: argparse.Namespace):
+    """The config a train/prune command line asks for: --config (or the task's default), then --model."""
+    from s4op_kernels.models import default_config, get_config, with_layer
+
+    config = get_config(args.config) if args.config else default_config(args.task)
+    return config if args.model is None else with_layer(config, args.model)
+
+
 def _add_option_flag(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("-o", "--option", dest="options", metavar="KEY=VALUE", type=_option, action="append",
                    help=f"{what} (repeatable), e.g. -o max_len=512; numbers and true/false are converted")
@@ -162,6 +181,7 @@ def _add_train(sub) -> None:
     p.add_argument("--config", default=None, choices=list_configs(), metavar="NAME",
                    help=f"configuration, one of {list_configs()} (default: the task's CPU-sized one: "
                         + ", ".join(f"{t} -> {c}" for t, c in TASK_DEFAULT_CONFIG.items()) + ")")
+    _add_model_flag(p, "With it, " + _TWIN_HELP + " Default: the config's own layer.")
     p.add_argument("--epochs", type=_count(1), help="override the config's epochs")
     p.add_argument("--lr", type=_positive_float, help="override the config's learning rate")
     p.add_argument("--batch-size", type=_count(1), help="override the config's batch size")
@@ -176,12 +196,11 @@ def _add_train(sub) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from s4op_kernels.models import default_config, get_config
     from s4op_kernels.app.train import train_task
 
     if args.data is None and args.task != "ecg-synthetic":
         raise _UsageError(f"--data is required for task {args.task!r} (only ecg-synthetic is generated in memory)")
-    config = get_config(args.config) if args.config else default_config(args.task)
+    config = _config_of(args)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size))
                  if v is not None}
     if overrides:
@@ -279,9 +298,13 @@ def _add_prune(sub) -> None:
     p.add_argument("--config", default=None, choices=list_configs(), metavar="NAME",
                    help="configuration of the baseline (default: the task's CPU-sized one)")
     p.add_argument("--checkpoint", default=None, help="a trained baseline (PATH of PATH.safetensors + PATH.json)")
+    _add_model_flag(p, "With it, " + _TWIN_HELP + " Default: the config's own layer (with --checkpoint: the "
+                       "checkpoint's; another layer is refused). Part of the run's identity (its config): resuming "
+                       "a run folder with another model is refused.")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the baseline's training")
     p.add_argument("--epochs", type=_count(1), default=None, help="override the config's training epochs")
-    p.add_argument("--out", default=None, type=_out_dir, help="run folder (default runs/prune-<task>)")
+    p.add_argument("--out", default=None, type=_out_dir,
+                   help="run folder (default runs/prune-<task>, runs/prune-<task>-s4 for an S4 model)")
     _add_search_flags(p)
     _add_option_flag(p, "data loading option passed to s4op_kernels.data.load")
 
@@ -291,15 +314,19 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
     if args.data is None and args.task != "ecg-synthetic":
         raise _UsageError(f"--data is required for task {args.task!r} (only ecg-synthetic is generated in memory)")
-    out = args.out or os.path.join("runs", f"prune-{args.task}")
-    config = args.config
-    if args.epochs is not None:
-        from s4op_kernels.models import default_config, get_config
+    from s4op_kernels.models import DEFAULT_LAYER
 
-        config = (get_config(config) if config else default_config(args.task)).replace(epochs=args.epochs)
+    # With --checkpoint and neither --config nor --epochs the config (and the layer) are the checkpoint's own.
+    config = _config_of(args) if args.config or args.checkpoint is None or args.epochs is not None else None
+    if args.epochs is not None:
+        config = config.replace(epochs=args.epochs)
+    layer = config.layer if config is not None else args.model
+    suffix = "" if layer in (None, DEFAULT_LAYER) else f"-{layer}"
+    out = args.out or os.path.join("runs", f"prune-{args.task}{suffix}")
     t0 = time.perf_counter()
     _, paths = prune_task(args.task, args.data, config=config, checkpoint=args.checkpoint, out=out,
-                          data_options=_options(args.options), seed=args.seed, log=_log, **_search_kwargs(args))
+                          data_options=_options(args.options), seed=args.seed, layer=args.model, log=_log,
+                          **_search_kwargs(args))
     _print_report(paths, time.perf_counter() - t0)
     return 0
 
@@ -309,16 +336,20 @@ def _add_run(sub) -> None:
                        description="With no arguments: generate the built-in synthetic ECG task in memory, train "
                                    "the ecg-embedded S4D model, run the incremental depth-aware search over "
                                    "10/30/50/70/90 % with the paper's five seeds, and write the report into "
-                                   "./s4op-run. Re-running resumes.")
-    p.add_argument("--out", default=None, type=_out_dir, help="run folder (default ./s4op-run)")
+                                   "./s4op-run. With --model s4: the same job on ecg-embedded-s4 (the S4 layer, "
+                                   "every other setting equal) into ./s4op-run-s4. Re-running resumes.")
+    _add_model_flag(p, "Default: s4d, the ecg-embedded config; s4: its twin ecg-embedded-s4, every other setting "
+                       "equal, into ./s4op-run-s4. Resuming a run folder with another model is refused.")
+    p.add_argument("--out", default=None, type=_out_dir,
+                   help="run folder (default ./s4op-run, or ./s4op-run-s4 with --model s4)")
     _add_search_flags(p)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from s4op_kernels.app.pipeline import MAIN_OUT, run_main_job
+    from s4op_kernels.app.pipeline import run_main_job
 
     t0 = time.perf_counter()
-    _, paths = run_main_job(args.out or MAIN_OUT, log=_log, **_search_kwargs(args))
+    _, paths = run_main_job(args.out, layer=args.model, log=_log, **_search_kwargs(args))
     _print_report(paths, time.perf_counter() - t0)
     return 0
 
@@ -337,19 +368,33 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _add_compare(sub) -> None:
-    p = sub.add_parser("compare", help="ablations on a run folder: strategies (one-shot) and incremental vs one-shot")
-    p.add_argument("dir", nargs="?", default=None, help="a finished run folder (default ./s4op-run)")
+    p = sub.add_parser("compare", help="ablations on a run folder: strategies (one-shot), incremental vs one-shot, "
+                                       "layer-wise (Table I)",
+                       description="On the baseline of a finished run folder, with the run's data, seeds and "
+                                   "fine-tuning: one-shot pruning per allocation strategy (the paper's Figure 3), "
+                                   "incremental vs one-shot (Figure 4), and the layer-wise ablation (Table I: each "
+                                   "SSM layer removed in turn and fine-tuned with the first seed). Writes "
+                                   "<dir>/compare/compare.md, compare.json, layerwise.md, layerwise.json. "
+                                   "Re-running resumes.")
+    p.add_argument("dir", nargs="?", default=None,
+                   help="a finished run folder (default ./s4op-run, or ./s4op-run-s4 with --model s4)")
+    _add_model_flag(p, "Default: the run's own layer; another layer than the run's is refused (without DIR it "
+                       "picks the main job's folder of that layer).")
     p.add_argument("--seeds", type=_seeds, default=None, help="candidate seeds (default: the run's)")
+    p.add_argument("--layerwise", action=argparse.BooleanOptionalAction, default=True,
+                   help="the layer-wise ablation, Table I (default on)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from s4op_kernels.app.pipeline import MAIN_OUT, compare
+    from s4op_kernels.app.pipeline import compare, main_out
 
     t0 = time.perf_counter()
-    res = compare(args.dir or MAIN_OUT, seeds=args.seeds, progress=args.progress, log=_log)
+    res = compare(args.dir or main_out(args.model), seeds=args.seeds, layerwise=args.layerwise, layer=args.model,
+                  progress=args.progress, log=_log)
     print(res["table"])
-    print(f"written: {res['md']}, {res['json']}  (wall time {time.perf_counter() - t0:.0f} s)")
+    written = ", ".join(str(res[k]) for k in ("md", "json", "layerwise_md", "layerwise_json") if k in res)
+    print(f"written: {written}  (wall time {time.perf_counter() - t0:.0f} s)")
     return 0
 
 

@@ -7,7 +7,7 @@ A run folder (``out``) holds::
     rate_10.safetensors / rate_10.json ...   the chosen model of each finished rate
     search.json                              settings and results so far (the resume point)
     report.md / report.json / report.png     the report (rewritten after the search)
-    compare/                                 the ablations of ``compare`` (strategies, one-shot)
+    compare/                                 the ablations of ``compare`` (strategies, one-shot, layer-wise)
 
 Every file is written atomically, and running the same command again after an interruption continues
 where it stopped.  What determines the result is recorded as the run's identity (``run_identity``: the task,
@@ -33,20 +33,49 @@ import torch
 from s4op_kernels import data
 from s4op_kernels._atomic import atomic_write_bytes
 from s4op_kernels.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
-from s4op_kernels.models import Config, build_model, default_config, get_config
-from s4op_kernels.pruning.report import write_report
+from s4op_kernels.layers import S4DLayer, S4Layer
+from s4op_kernels.models import Config, build_model, default_config, get_config, with_layer
+from s4op_kernels.pruning.ablation import layer_ablation
+from s4op_kernels.pruning.report import layerwise_table, write_report
 from s4op_kernels.pruning.search import (
     DEFAULT_RATES, PAPER_SEEDS, IncrementalPruner, OneShotPruner, PruningResult, SearchMismatchError, summary_rate,
 )
 from s4op_kernels.runlock import lock_run_folder
 from s4op_kernels.training import evaluate, fine_tune, is_multilabel, resolve_metric, train
 
-# `s4op run`: the built-in synthetic ECG task, generated in memory, and the ecg-embedded model.
+# `s4op run`: the built-in synthetic ECG task, generated in memory, and the ecg-embedded model (S4D), or its
+# twin of another layer (`--model s4`: ecg-embedded-s4) in its own default folder.
 MAIN_TASK = "ecg-synthetic"
 MAIN_CONFIG = "ecg-embedded"
 MAIN_DATA = {"n_train": 2000, "n_val": 500, "n_test": 500, "seed": 0}
 MAIN_OUT = "s4op-run"
 BASELINE = "baseline"
+COMPARE = "compare"
+
+
+def main_config(layer: Optional[str] = None) -> Config:
+    """The main job's config: ``ecg-embedded``, or its twin with SSM layer ``layer`` (``ecg-embedded-s4``)."""
+    config = get_config(MAIN_CONFIG)
+    return config if layer is None else with_layer(config, layer)
+
+
+def main_out(layer: Optional[str] = None) -> str:
+    """The main job's default run folder: ``s4op-run``, or ``s4op-run-<layer>`` for a layer other than the main
+    config's own, so the two models' runs never meet in one folder."""
+    return MAIN_OUT if layer is None or layer == get_config(MAIN_CONFIG).layer else f"{MAIN_OUT}-{layer}"
+
+
+# The model classes behind the layer names, to name the kind of a loaded model.
+_LAYER_CLASSES = {S4DLayer: "s4d", S4Layer: "s4"}
+
+
+def model_layer(model) -> Optional[str]:
+    """The layer name (``"s4d"``, ``"s4"``) of a model's SSM layers, or None if they are of another or of
+    mixed kinds."""
+    from s4op_kernels.pruning.selection import ssm_layers
+
+    kinds = {_LAYER_CLASSES.get(type(layer)) for layer in ssm_layers(model)}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _load_splits(task: str, root, options: dict):
@@ -107,17 +136,33 @@ def check_identity(recorded: Optional[dict], current: dict, where) -> None:
 
 
 def prepare(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_OUT, data_options: Optional[dict] = None,
-            seed: int = 0, progress: Optional[bool] = None, log: Callable[[str], Any] = print):
+            seed: int = 0, layer: Optional[str] = None, progress: Optional[bool] = None,
+            log: Callable[[str], Any] = print):
     """Load ``task``'s splits and the baseline: ``checkpoint`` if given, else ``<out>/baseline`` if a previous
     run saved it (refused unless it was trained on the same data, with the same seed and config), else a
-    model of ``config`` trained now (and saved there).  Returns ``(model, config, (train, val, test), info)``
-    where ``info`` describes the baseline's training and holds the run's identity (``info["run"]``)."""
+    model of ``config`` trained now (and saved there).  ``layer`` (``"s4"``, ``"s4d"``; None: the config's
+    own) swaps the config for its twin with that SSM layer (:func:`~s4op_kernels.models.with_layer`); a
+    loaded baseline of another layer is refused.  Returns ``(model, config, (train, val, test), info)``
+    where ``info`` describes the baseline's training and holds the run's identity (``info["run"]``; the
+    layer is part of its config)."""
+    if config is not None:
+        config = _resolve_config(config)
+        if layer is not None:
+            config = with_layer(config, layer)
     with lock_run_folder(out) as out:
         saved = out / f"{BASELINE}.safetensors"
         source = checkpoint if checkpoint is not None else (out / BASELINE if saved.exists() else None)
         if source is not None:
             model, meta = load_checkpoint(source)
-            config = meta.config if config is None else _resolve_config(config)
+            held = model_layer(model)
+            wanted = layer if layer is not None else (config.layer if config is not None else None)
+            if wanted is not None and held is not None and held != wanted:
+                what = "the run folder's baseline" if checkpoint is None else "the checkpoint"
+                raise SearchMismatchError(
+                    f"{source}: {what} is a model with the {held!r} layer, and this command asks for {wanted!r}"
+                    + (f". Use another output folder (--out) for the {wanted} run, or delete this one to start again."
+                       if checkpoint is None else f"; pass a {wanted} checkpoint, or ask for {held} (--model {held})."))
+            config = meta.config if config is None else config
             if config is None:
                 raise ValueError(f"{source}: the checkpoint holds no config; pass config=<name>")
             stored = (meta.extra or {}).get("data_options")
@@ -131,7 +176,8 @@ def prepare(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_OUT,
             log(f"baseline: loaded {source}")
             return model, config, splits, info
 
-        config = default_config(task) if config is None else _resolve_config(config)
+        if config is None:
+            config = default_config(task) if layer is None else with_layer(default_config(task), layer)
         options = {**config.data_options, **(data_options or {})}
         splits = _load_splits(task, root, options)
         identity = run_identity(task, root, options, splits, seed=seed, config=config)
@@ -179,17 +225,19 @@ def prune_task(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_O
                finetune_epochs: Optional[int] = None, finetune_lr: Optional[float] = None,
                data_options: Optional[dict] = None, seed: int = 0, latency_batch_size: int = 8,
                latency_repeats: int = 100, latency_budget_ms: Optional[float] = None,
-               max_metric_drop: Optional[float] = None, progress: Optional[bool] = None,
+               max_metric_drop: Optional[float] = None, layer: Optional[str] = None, progress: Optional[bool] = None,
                log: Callable[[str], Any] = print) -> tuple[PruningResult, dict]:
-    """The whole S4oP pipeline on one task; returns the search result and the report's file paths."""
+    """The whole S4oP pipeline on one task; returns the search result and the report's file paths.
+    ``layer`` (``"s4"``, ``"s4d"``; None: the config's own) is :func:`prepare`'s."""
     t0 = time.perf_counter()
     with lock_run_folder(out) as out:  # before any work: a busy or unwritable folder fails now
         model, config, (train_ds, val_ds, test_ds), base = prepare(
             task, root, config=config, checkpoint=checkpoint, out=out, data_options=data_options, seed=seed,
-            progress=progress, log=log)
+            layer=layer, progress=progress, log=log)
         metric = _metric_name(train_ds)
         ft, ev, ft_settings = _callbacks(config, metric, progress, finetune_epochs, finetune_lr)
-        meta = {"task": task, "model": config.name, "metric": metric, "finetune": ft_settings, "run": base["run"],
+        meta = {"task": task, "model": config.name, "layer": config.layer, "metric": metric, "finetune": ft_settings,
+                "run": base["run"],
                 "data_options": base["data_options"], "baseline_train_time_s": base["train_time_s"],
                 "seq_len": train_ds.seq_len, "n_train": len(train_ds), "n_val": len(val_ds), "n_test": len(test_ds),
                 "machine": {"platform": platform.platform(), "torch": torch.__version__}}
@@ -204,10 +252,14 @@ def prune_task(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_O
     return result, paths
 
 
-def run_main_job(out=MAIN_OUT, *, progress: Optional[bool] = None, log: Callable[[str], Any] = print, **overrides):
+def run_main_job(out=None, *, layer: Optional[str] = None, progress: Optional[bool] = None,
+                 log: Callable[[str], Any] = print, **overrides):
     """``s4op run``: the built-in synthetic ECG task at the ecg-embedded size, baseline training, the
-    incremental search over 10-90 % with the paper's five seeds, and the report in ``out``."""
-    kw = dict(config=MAIN_CONFIG, data_options=dict(MAIN_DATA), out=out, progress=progress, log=log)
+    incremental search over 10-90 % with the paper's five seeds, and the report in ``out``.  ``layer``
+    (``"s4"``) trains the main config's twin with that SSM layer (:func:`main_config`); ``out`` defaults to
+    :func:`main_out` of the layer (``s4op-run``, ``s4op-run-s4``)."""
+    kw = dict(config=main_config(layer), data_options=dict(MAIN_DATA), out=main_out(layer) if out is None else out,
+              progress=progress, log=log)
     kw.update(overrides)
     return prune_task(MAIN_TASK, None, **kw)
 
@@ -225,12 +277,15 @@ def report(out) -> dict:
 
 def compare(out=MAIN_OUT, *, strategies: Sequence[str] = ("depth_aware", "random", "uniform"),
             strategy_rates: Sequence[float] = (0.3, 0.5, 0.7), oneshot_rates: Sequence[float] = (0.7, 0.9),
-            seeds: Optional[Sequence[int]] = None, progress: Optional[bool] = None,
-            log: Callable[[str], Any] = print) -> dict:
-    """The paper's Figures 3 and 4 in small, on the baseline of a finished run folder ``out``:
-    one-shot pruning with each allocation strategy at ``strategy_rates``, and one-shot against the run's
-    incremental search at ``oneshot_rates`` (same seeds, fine-tuning and data).  Writes
-    ``<out>/compare/compare.md`` and ``compare.json``; resumable like the search."""
+            seeds: Optional[Sequence[int]] = None, layerwise: bool = True, layer: Optional[str] = None,
+            progress: Optional[bool] = None, log: Callable[[str], Any] = print) -> dict:
+    """The paper's ablations in small, on the baseline of a finished run folder ``out``: one-shot pruning
+    with each allocation strategy at ``strategy_rates`` (Figure 3), one-shot against the run's incremental
+    search at ``oneshot_rates`` (Figure 4), and with ``layerwise`` the layer-wise ablation (Table I: each SSM
+    layer removed in turn, fine-tuned with the first of ``seeds``), all with the same seeds, fine-tuning and
+    data.  ``layer`` (``"s4"``, ``"s4d"``; None: any) must be the run's model layer, else the call is refused.
+    Writes ``<out>/compare/compare.md`` and ``compare.json`` (and ``layerwise.md``/``layerwise.json``);
+    resumable like the search."""
     out = Path(out)
     path = out / "search.json"
     if not path.exists():
@@ -241,6 +296,8 @@ def compare(out=MAIN_OUT, *, strategies: Sequence[str] = ("depth_aware", "random
         run = settings.get("run")
         if run is None:
             check_identity(None, {}, path)
+        recorded_layer = (run["baseline"].get("config") or {}).get("layer")
+        _check_run_layer(out, recorded_layer, layer)
         seeds = list(settings["seeds"] if seeds is None else seeds)
         # Exactly the run's data and baseline: the recorded path, options, seed (or checkpoint), checked
         # against the recorded fingerprint.
@@ -248,24 +305,43 @@ def compare(out=MAIN_OUT, *, strategies: Sequence[str] = ("depth_aware", "random
             run["task"], run["data"]["path"], out=out, data_options=run["data"]["options"],
             seed=run["baseline"].get("seed", 0), checkpoint=run["baseline"].get("checkpoint"), log=log)
         check_identity(run, base["run"], path)
+        _check_run_layer(out, model_layer(model), layer)
         metric = meta["metric"]
         ft, ev, _ = _callbacks(config, metric, progress, meta["finetune"]["epochs"], meta["finetune"]["lr"])
         common = dict(evaluate=ev, fine_tune=ft, seeds=seeds, latency_batch_size=settings["latency_batch_size"],
                       config=config, progress=progress, log=log)
+        sub_meta = {"task": meta["task"], "model": config.name, "layer": config.layer, "metric": metric,
+                    "finetune": meta["finetune"], "run": run}
         runs = {}
         for strategy in strategies:
             rates = sorted(set(strategy_rates) | (set(oneshot_rates) if strategy == settings["strategy"] else set()))
-            sub = out / "compare" / f"oneshot-{strategy}"
-            sub_meta = {"task": meta["task"], "model": config.name, "metric": metric, "finetune": meta["finetune"],
-                        "run": run}
+            sub = out / COMPARE / f"oneshot-{strategy}"
             runs[strategy] = OneShotPruner(model, train_ds, val_ds, test_ds, rates=rates, strategy=strategy,
                                            out_dir=sub, meta=sub_meta, **common).run().summary
         table = comparison_tables(main, runs, strategy_rates, oneshot_rates)
-        (out / "compare").mkdir(exist_ok=True)
-        atomic_write_bytes(out / "compare" / "compare.md", table.encode())
-        atomic_write_bytes(out / "compare" / "compare.json",
-                           json.dumps({"incremental": main, "one_shot": runs}, indent=2).encode())
-    return {"md": out / "compare" / "compare.md", "json": out / "compare" / "compare.json", "table": table}
+        folder = out / COMPARE
+        folder.mkdir(exist_ok=True)
+        result = {"incremental": main, "one_shot": runs}
+        paths = {"md": folder / "compare.md", "json": folder / "compare.json"}
+        if layerwise:
+            ablation = layer_ablation(model, train_ds, val_ds, test_ds, evaluate=ev, fine_tune=ft, seed=seeds[0],
+                                      latency_batch_size=settings["latency_batch_size"], out_dir=folder,
+                                      meta=sub_meta, progress=progress, log=log)
+            layer_table = layerwise_table(ablation)
+            atomic_write_bytes(folder / "layerwise.md", layer_table.encode())
+            table += "\n" + layer_table
+            result["layerwise"] = ablation
+            paths.update(layerwise_md=folder / "layerwise.md", layerwise_json=folder / "layerwise.json")
+        atomic_write_bytes(paths["md"], table.encode())
+        atomic_write_bytes(paths["json"], json.dumps(result, indent=2).encode())
+    return {**paths, "table": table}
+
+
+def _check_run_layer(out: Path, held: Optional[str], wanted: Optional[str]) -> None:
+    if wanted is not None and held is not None and held != wanted:
+        raise SearchMismatchError(f"{out} holds a run of a model with the {held!r} layer, not {wanted!r}; compare the "
+                                  f"{wanted} run's folder instead (`s4op run --model {wanted}` writes "
+                                  f"{main_out(wanted)})")
 
 
 def comparison_tables(main: dict, oneshot: dict, strategy_rates, oneshot_rates) -> str:

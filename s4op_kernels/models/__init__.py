@@ -2,6 +2,7 @@
 
 >>> from s4op_kernels.models import build_model, get_config
 >>> model = build_model(get_config("ecg-small"), train_ds.info, seed=0)
+>>> s4 = build_model(with_layer(get_config("ecg-small"), "s4"), train_ds.info, seed=0)  # ecg-small-s4
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from s4op_kernels.models.backbone import (
     register_layer,
 )
 from s4op_kernels.models.config import (
+    DEFAULT_LAYER,
     TASK_DEFAULT_CONFIG,
     Config,
     default_config,
     get_config,
     list_configs,
     register_config,
+    with_layer,
 )
 
 
@@ -59,5 +62,6 @@ def build_model(config: Config, info, *, seed: Optional[int] = None) -> Sequence
 __all__ = [
     "SequenceClassifier", "ResidualBlock", "ChannelLayerNorm", "register_layer", "available_layers",
     "Config", "get_config", "list_configs", "register_config", "default_config", "TASK_DEFAULT_CONFIG",
+    "DEFAULT_LAYER", "with_layer",
     "build_model",
 ]

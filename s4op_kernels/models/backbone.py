@@ -1,6 +1,6 @@
 """The sequence classifier used for every task: encoder -> residual SSM blocks -> masked mean -> decoder.
 
-The architecture is the one of the paper's code (S4oP, per-task S4D models): a token ``Embedding``
+The architecture is the one of the paper's code (S4oP, per-task S4 and S4D models): a token ``Embedding``
 (``padding_idx=0``) or a ``Linear`` encoder, ``n_layers`` residual blocks ``[optional prenorm, SSM layer,
 dropout, residual add, optional postnorm]``, mean pooling over the sequence and a ``Linear`` decoder.
 Activations stay in the SSM layers' (B, H, L) layout from the encoder to the pooling, so the only
@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from s4op_kernels.layers.s4 import S4Layer
 from s4op_kernels.layers.s4d import S4DLayer
 from s4op_kernels._validate import check_float, check_int
 
@@ -50,7 +51,12 @@ def _s4d(d_model: int, *, d_state: int, dropout: float, lr: Optional[float], dt_
     return S4DLayer(d_model, d_state=d_state, dropout=dropout, transposed=True, dt_min=dt_min, dt_max=dt_max, lr=lr)
 
 
+def _s4(d_model: int, *, d_state: int, dropout: float, lr: Optional[float], dt_min: float, dt_max: float) -> nn.Module:
+    return S4Layer(d_model, d_state=d_state, dropout=dropout, transposed=True, dt_min=dt_min, dt_max=dt_max, lr=lr)
+
+
 register_layer("s4d", _s4d)
+register_layer("s4", _s4)
 
 NORMS = ("layer", "batch", "none")
 
@@ -110,7 +116,8 @@ class SequenceClassifier(nn.Module):
         norm: ``"layer"`` (LayerNorm over H), ``"batch"`` (BatchNorm1d over H) or ``"none"``.
         prenorm: normalize each block's input (True) or its output after the residual add (False).
         dropout: dropout inside each SSM layer and after it (as the paper's code).
-        layer: SSM layer kind, one of :func:`available_layers` (``"s4d"``).
+        layer: SSM layer kind, one of :func:`available_layers`: ``"s4d"`` (:class:`~s4op_kernels.S4DLayer`)
+            or ``"s4"`` (:class:`~s4op_kernels.S4Layer`, DPLR).
         ssm_lr: learning rate tagged on the SSM tensors (``_optim``); None: the optimizer's default.
         dt_min, dt_max: initial step-size range of the SSM layers.
 

@@ -3,7 +3,11 @@
 The paper's per-task S4D settings (``ecg``, ``listops``, ``imdb``, ``pathfinder``; from the authors' code:
 d_state 64, layers x H, norm, prenorm, dropout, lr, batch, epochs, weight decay, and the fine-tuning epochs
 and lr of each pruning candidate with weight decay 1e-5) sit beside CPU-sized ``*-small`` variants that
-train in about a minute on two cores with the built-in generated data.
+train in about a minute on two cores with the built-in generated data.  Each has an S4 (DPLR) twin named
+``<name>-s4``: the paper's S4 models (``ecg-s4`` 4x128, ``listops-s4`` 6x128, ``imdb-s4`` 4x64,
+``pathfinder-s4`` 6x256; the shapes are all the authors' code gives, so the other settings are the task's S4D
+ones) and the CPU-sized ones with the layer swapped (``ecg-embedded-s4``, ``ecg-small-s4``, ...).
+:func:`with_layer` maps a config to its twin (what ``--model`` does).
 
 Choices the paper's code does not pin down, made here and used by every config:
 - ``ssm_lr``: the SSM tensors' learning rate is ``min(lr, 1e-3)``, as the reference S4D example does;
@@ -16,11 +20,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
+from s4op_kernels._validate import check_float, check_int
 from s4op_kernels.models.backbone import NORMS, available_layers
 
 
@@ -73,21 +77,23 @@ class Config:
         def fail(field: str, expected: str):
             raise ValueError(f"Config {self.name!r}: {field} must be {expected}, got {getattr(self, field)!r}")
 
-        def positive_int(field: str, minimum: int = 1):
-            v = getattr(self, field)
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                fail(field, f"an integer >= {minimum}")
+        def checked(check, field: str, **bounds):
+            # _validate's rule and message, prefixed with the config's name; a wrong type stays an
+            # ArgumentTypeError (a TypeError that is also a ValueError), as the other checks raise.
+            try:
+                value = check(getattr(self, field), field, **bounds)
+            except ValueError as err:
+                raise type(err)(f"Config {self.name!r}: {err}") from None
+            object.__setattr__(self, field, value)  # int / float: what JSON and the optimizer want
 
-        def number(field: str, *, low: float = 0.0, strict: bool = False, optional: bool = False, below: float = math.inf):
-            v = getattr(self, field)
-            if v is None and optional:
+        def positive_int(field: str, minimum: int = 1):
+            checked(check_int, field, minimum=minimum)
+
+        def number(field: str, *, low: float = 0.0, strict: bool = False, optional: bool = False,
+                   below: Optional[float] = None):
+            if optional and getattr(self, field) is None:
                 return
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                fail(field, "a finite number" + (" or None" if optional else ""))
-            if (v <= low if strict else v < low) or v >= below:
-                bound = f"> {low}" if strict else f">= {low}"
-                fail(field, bound + ("" if below == math.inf else f" and < {below}"))
-            object.__setattr__(self, field, float(v))  # JSON and the optimizer want floats, not ints
+            checked(check_float, field, minimum=low, min_open=strict, maximum=below, max_open=True)
 
         for f in ("name", "description"):
             if not isinstance(getattr(self, f), str):
@@ -206,6 +212,38 @@ def default_config(task: str) -> Config:
     return get_config(TASK_DEFAULT_CONFIG[task])
 
 
+DEFAULT_LAYER = "s4d"  # the layer of the unsuffixed configs; every other layer's twins are named <name>-<layer>
+
+
+def _twin_name(name: str, layer_of_name: str, layer: str) -> str:
+    base = name
+    if layer_of_name != DEFAULT_LAYER and name.endswith(f"-{layer_of_name}"):
+        base = name[: -len(layer_of_name) - 1]
+    return base if layer == DEFAULT_LAYER else f"{base}-{layer}"
+
+
+def with_layer(config: Config, layer: str) -> Config:
+    """``config`` with SSM layer ``layer`` (one of :func:`~s4op_kernels.models.available_layers`): what
+    ``--model`` does to a config.
+
+    - ``config`` already has that layer: ``config`` itself.
+    - ``config`` is a registered config and its twin is registered (``<name>-s4`` for S4, the unsuffixed
+      name for S4D: ``listops`` <-> ``listops-s4``, ``ecg-embedded`` <-> ``ecg-embedded-s4``): the twin,
+      which may differ in more than the layer (the paper's S4 ListOps model is 6 x 128, its S4D one 8 x 128).
+    - otherwise (a custom or modified config): ``config.replace(layer=layer)``, every other field kept.
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"with_layer(config): expected a Config, got {type(config).__name__}")
+    if layer not in available_layers():
+        raise ValueError(f"with_layer(layer): expected one of {available_layers()}, got {layer!r}")
+    if config.layer == layer:
+        return config
+    twin = _twin_name(config.name, config.layer, layer)
+    if _REGISTRY.get(config.name) == config and twin in _REGISTRY and _REGISTRY[twin].layer == layer:
+        return _REGISTRY[twin]
+    return config.replace(layer=layer)
+
+
 def _paper(name: str, **kw: Any) -> Config:
     kw.setdefault("ssm_lr", min(kw["lr"], 1e-3))
     kw.setdefault("d_state", 64)  # the paper uses N = 64 for every task
@@ -261,3 +299,26 @@ _paper("pathfinder-small", description="CPU-sized Pathfinder: 4x32 BatchNorm pre
 _paper("ucr-small", description="CPU-sized UCR/UEA classifier: 4x32 BatchNorm postnorm",
        **_SMALL, norm="batch", prenorm=False, dropout=0.1,
        lr=4e-3, ssm_lr=2e-3, batch_size=16, epochs=40, weight_decay=0.01, patience=10, finetune_epochs=4, finetune_lr=4e-4)
+
+# The paper's S4 (DPLR) models.  facts.md gives their shapes only (layers x H; d_state 64 as everywhere), so
+# every other hyperparameter (norm, prenorm, dropout, lr, batch, epochs, weight decay, fine-tuning) is the
+# task's S4D one.
+def _paper_s4(task: str, n_layers: int, d_model: int, what: str) -> Config:
+    base = _REGISTRY[task]
+    return register_config(base.replace(
+        name=f"{task}-s4", layer="s4", n_layers=n_layers, d_model=d_model,
+        description=f"paper S4 (DPLR), {what}: {n_layers}x{d_model}, the other settings as the S4D `{task}`"))
+
+
+_paper_s4("ecg", 4, 128, "CODE-15% ECG (6-label)")
+_paper_s4("listops", 6, 128, "LRA ListOps")
+_paper_s4("imdb", 4, 64, "LRA IMDb bytes")
+_paper_s4("pathfinder", 6, 256, "LRA Pathfinder 32x32")
+
+# The CPU-sized configs with the S4 layer, every other setting as their S4D twin's (not tuned separately).
+for _name in ("ecg-small", "ecg-embedded", "listops-small", "imdb-small", "pathfinder-small", "ucr-small"):
+    _base = _REGISTRY[_name]
+    register_config(_base.replace(name=f"{_name}-s4", layer="s4",
+                                  description=f"`{_name}` with the S4 (DPLR) layer: "
+                                              + _base.description.replace("S4D", "S4")))
+del _name, _base

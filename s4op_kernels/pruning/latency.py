@@ -234,6 +234,10 @@ class SSMOperators(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:  # u: (B, H, L); H must match every layer
         for layer in self.layers:
+            # What the layer's own forward does first (S4: set the kernel length up for L; S4D: nothing).
+            prepare = getattr(layer, "_prepare_forward", None)
+            if prepare is not None:
+                prepare(u.shape[-1])
             layer._ssm(u)
         return u
 

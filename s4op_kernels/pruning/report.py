@@ -1,5 +1,6 @@
 """The pruning report: a Markdown table in the shape of the paper's Table II, the same data as JSON, and a
-PNG plot of the metric and latency against the pruning rate.
+PNG plot of the metric and latency against the pruning rate; and the layer-wise ablation's table in the shape
+of the paper's Table I (:func:`layerwise_table`).
 
 The input is the search's summary dict (``PruningResult.to_dict()``, also what ``search.json`` in a run
 folder holds), so ``s4op report DIR`` can rebuild the report from a finished (or interrupted) run.
@@ -44,7 +45,8 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
     metric = summary.get("metric", "metric")
     bs = summary.get("latency_batch_size")
     lines = [
-        f"Task `{summary.get('task', '?')}`, model `{summary.get('model', '?')}`, strategy `{summary.get('strategy', '?')}`, "
+        f"Task `{summary.get('task', '?')}`, model `{summary.get('model', '?')}`"
+        + (f" ({summary['layer']})" if summary.get("layer") else "") + f", strategy `{summary.get('strategy', '?')}`, "
         f"selector `{summary.get('selector', '?')}`, {'incremental' if summary.get('incremental', True) else 'one-shot'}. "
         f"Metric: test {metric} (%) of the seed chosen by validation {metric}. Latency: our CPU engine, "
         f"{summary.get('threads', '?')} thread(s), {summary.get('latency_method', 'median of ' + str(summary.get('latency_repeats', '?')) + ' forwards at batch 1')}. SSM operators: the convolution part of every SSM "
@@ -69,6 +71,49 @@ def markdown_table(summary: Mapping[str, Any]) -> str:
     stopped = summary.get("stopped")
     if stopped:
         lines += ["", f"Search stopped early: {stopped}"]
+    return "\n".join(lines) + "\n"
+
+
+def _finetune_text(ft) -> str:
+    if isinstance(ft, Mapping) and {"epochs", "lr"} <= set(ft):
+        return f"{ft['epochs']} fine-tuning epoch{'' if ft['epochs'] == 1 else 's'} at lr {ft['lr']:g}"
+    return "fine-tuned as the search's candidates"
+
+
+def layerwise_table(summary: Mapping[str, Any]) -> str:
+    """The paper's Table I for one model: one row per removed SSM layer ("Layer pruned" ``i``: every operator
+    of layer ``i`` identity; ``none``: the baseline), with the test metric after fine-tuning (the paper's
+    column), the validation metric after fine-tuning, both before it, parameters and latency (change against
+    the baseline).  ``summary`` is what :func:`~s4op_kernels.pruning.ablation.layer_ablation` returns."""
+    meta = summary.get("meta", {})
+    metric = meta.get("metric", "metric")
+    settings = summary.get("settings", {})
+    base = summary["baseline"]
+    timed = "latency_ms" in base
+    lines = [
+        f"Layer-wise ablation (the paper's Table I): task `{meta.get('task', '?')}`, model `{meta.get('model', '?')}`"
+        + (f" ({meta['layer']})" if meta.get("layer") else "")
+        + f". Each row removes every SSM operator of one layer (layer 0 nearest the input), then fine-tunes "
+        f"(seed {settings.get('seed', '?')}, {_finetune_text(meta.get('finetune'))}). Metrics: {metric} (%); "
+        f"latency: our CPU engine, {summary.get('threads', '?')} thread(s), "
+        f"{summary.get('latency_method', 'not measured yet')}.",
+        "",
+        f"| Layer pruned | Test {metric} | Val {metric} | Test, no fine-tuning | Val, no fine-tuning | Latency (ms) "
+        f"| SSM operators (ms) | Parameters |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in [dict(base, layer=None)] + [dict(r) for r in summary.get("layers", [])]:
+        first = r["layer"] is None
+        if timed and "latency_ms" in r:
+            latency = f"{r['latency_ms']:.2f}{'' if first else _pct(r['latency_ms'], base['latency_ms'])}"
+            ssm = _ssm_cell(r, base) if not first else _ssm_cell(base, base)
+            params = f"{r['params']:,}{'' if first else _pct(r['params'], base['params'])}"
+        else:
+            latency = ssm = params = "n/a"
+        lines.append(
+            f"| {'none' if first else r['layer']} | {_fmt_metric(r.get('test_metric'))} | "
+            f"{_fmt_metric(r.get('val_metric'))} | {'-' if first else _fmt_metric(r.get('test_metric_before'))} | "
+            f"{'-' if first else _fmt_metric(r.get('val_metric_before'))} | {latency} | {ssm} | {params} |")
     return "\n".join(lines) + "\n"
 
 

@@ -68,6 +68,22 @@ class SearchMismatchError(ValueError):
     """The run folder holds a search with different settings; resuming it would mix two searches."""
 
 
+def measure_models(models: Sequence[nn.Module], info, *, batch_size: int = 8, warmup: int = 20, repeats: int = 100,
+                   threads: Optional[int] = None) -> list[tuple[float, float, float]]:
+    """Per model, median latency (ms) of a compacted copy: the whole model at batch 1 and at ``batch_size``
+    on :func:`example_input` of ``info`` (a ``TaskInfo``), and its SSM operators alone at batch 1 (the part
+    pruning acts on).  The models are timed round-robin (``measure_latencies``), so their numbers are
+    comparable.  Every model's SSM layers must share one ``d_model``."""
+    deployed = [compact_model(m).eval() for m in models]
+    timing = dict(warmup=warmup, repeats=repeats, threads=threads)
+    b1 = measure_latencies([(m, example_input(info, batch_size=1)) for m in deployed], **timing)
+    bn = measure_latencies([(m, example_input(info, batch_size=batch_size)) for m in deployed], **timing)
+    H = ssm_layers(deployed[0])[0].d_model
+    u = torch.randn(1, H, info.seq_len, generator=torch.Generator().manual_seed(0))
+    ssm = measure_latencies([(SSMOperators(m), u) for m in deployed], **timing)
+    return [(a.median_ms, b.median_ms, c.median_ms) for a, b, c in zip(b1, bn, ssm)]
+
+
 class IncrementalPruner:
     """Operator pruning search over ``rates``, on any model that contains our SSM layers.
 
@@ -190,18 +206,9 @@ class IncrementalPruner:
 
     # ------------------------------------------------------------------ measuring
     def _measure(self, models: list) -> list[tuple[float, float, float]]:
-        """Per model, median latency (ms) of a compacted copy: the whole model at batch 1 and at
-        ``latency_batch_size``, and its SSM operators alone at batch 1 (the part pruning acts on).  Several
-        models are timed round-robin (``measure_latencies``), so their numbers are comparable."""
-        deployed = [compact_model(m).eval() for m in models]
-        info = self.train_ds.info
-        timing = dict(warmup=self.latency_warmup, repeats=self.latency_repeats, threads=self.threads)
-        b1 = measure_latencies([(m, example_input(info, batch_size=1)) for m in deployed], **timing)
-        bn = measure_latencies([(m, example_input(info, batch_size=self.latency_batch_size)) for m in deployed],
-                               **timing)
-        u = torch.randn(1, self.H, info.seq_len, generator=torch.Generator().manual_seed(0))
-        ssm = measure_latencies([(SSMOperators(m), u) for m in deployed], **timing)
-        return [(a.median_ms, b.median_ms, c.median_ms) for a, b, c in zip(b1, bn, ssm)]
+        """Per model, median latency (ms) of a compacted copy (:func:`measure_models`)."""
+        return measure_models(models, self.train_ds.info, batch_size=self.latency_batch_size,
+                              warmup=self.latency_warmup, repeats=self.latency_repeats, threads=self.threads)
 
     def _describe(self, model: nn.Module, val_metric: float, test_metric: Optional[float]) -> dict:
         (lat1, latb, ssm), = self._measure([model])

@@ -151,8 +151,6 @@ def test_train_reports_a_loading_error_in_one_line(monkeypatch, tmp_path, capsys
 
 
 def test_train_end_to_end_on_the_synthetic_ecg(tmp_path, capsys):
-    pytest.importorskip("s4op_kernels.data.ecg", reason="the ECG task module (s4op_kernels/data/ecg.py) is not "
-                                                        "importable yet")
     out = tmp_path / "ecg"
     argv = ["train", "--task", "ecg-synthetic", "--epochs", "1", "--out", str(out), "--quiet",
             "-o", "n_train=32", "-o", "n_val=16", "-o", "n_test=16"]
@@ -187,3 +185,19 @@ def test_unwritable_out_fails_before_any_training(monkeypatch, capsys):
                  ["run", "--out", "/proc/s4op-test/x", "--no-progress"]):
         assert cli.main(argv) == 1, argv
         assert "cannot create the run folder" in capsys.readouterr().err
+
+
+def test_train_with_model_s4_trains_the_configs_s4_twin(monkeypatch, tmp_path, capsys):
+    from s4op_kernels import S4Layer
+    from s4op_kernels.pruning import ssm_layers
+
+    monkeypatch.setattr(s4op_kernels.data, "load",
+                        lambda task, root=None, split="train", **options: _tiny_split(split, 16))
+    out = tmp_path / "s4"
+    argv = ["train", "--task", "ecg-synthetic", "--model", "s4", "--epochs", "1", "--batch-size", "8", "--out", str(out),
+            "--quiet"]
+    assert cli.main(argv) == 0
+    assert "config=ecg-embedded-s4 " in capsys.readouterr().out
+    model, meta = load_checkpoint(out / "model")
+    assert meta.config.name == "ecg-embedded-s4" and meta.config.layer == "s4" and meta.config.epochs == 1
+    assert all(isinstance(layer, S4Layer) for layer in ssm_layers(model))

@@ -71,6 +71,24 @@ def test_compare_runs_the_ablations(run_dir):
     data = json.loads(res["json"].read_text())
     assert set(data["one_shot"]) == {"depth_aware", "uniform"}
     assert [r["rate"] for r in data["one_shot"]["depth_aware"]["rates"]] == [0.3, 0.7]
+    # Table I: the baseline, then each of the 4 layers removed, fine-tuned like the search's candidates
+    assert "Layer-wise ablation (the paper's Table I)" in table and "| none |" in table
+    layerwise = data["layerwise"]
+    assert [r["layer"] for r in layerwise["layers"]] == [0, 1, 2, 3]
+    assert layerwise["meta"]["finetune"] == {"epochs": 1, "lr": 2e-3} and layerwise["settings"]["seed"] == 7
+    assert json.loads(res["layerwise_json"].read_text()) == layerwise
+    assert res["layerwise_md"].read_text() in table and res["md"].read_text() == table
+    base_params = layerwise["baseline"]["params"]
+    assert all(r["params"] < base_params and r["latency_ms"] > 0 for r in layerwise["layers"])
+
+
+def test_compare_of_a_run_with_another_model_is_refused(run_dir, capsys):
+    before = sorted(p.name for p in (run_dir / "compare").iterdir()) if (run_dir / "compare").exists() else []
+    assert cli.main(["compare", str(run_dir), "--model", "s4", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "holds a run of a model with the 's4d' layer, not 's4'" in err and "s4op-run-s4" in err
+    after = sorted(p.name for p in (run_dir / "compare").iterdir()) if (run_dir / "compare").exists() else []
+    assert after == before
 
 
 def test_report_of_a_folder_without_a_search_is_a_clear_error(tmp_path, capsys):
@@ -171,6 +189,16 @@ def test_resume_refuses_data_whose_contents_changed(file_run, tmp_path, capsys):
     assert "data.fingerprint" in capsys.readouterr().err
 
 
+def test_resume_with_another_model_is_refused(file_run, capsys):
+    argv, out, _, _ = file_run
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert _prune(argv + ["--model", "s4"]) == 1
+    err = capsys.readouterr().err
+    assert "the run folder's baseline is a model with the 's4d' layer, and this command asks for 's4'" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing touched
+    assert _prune(argv + ["--model", "s4d"]) == 0  # its own model: resumes
+
+
 def test_compare_uses_exactly_the_runs_data(file_run, monkeypatch):
     _, out, data, _ = file_run
     roots = []
@@ -182,9 +210,9 @@ def test_compare_uses_exactly_the_runs_data(file_run, monkeypatch):
 
     monkeypatch.setattr(pipeline, "_load_splits", recording)
     res = pipeline.compare(out, strategies=("depth_aware",), strategy_rates=(0.3,), oneshot_rates=(0.7,),
-                           log=lambda line: None)
+                           layerwise=False, log=lambda line: None)
     assert roots and all(task == "ecg-synthetic" and root == str(data.resolve()) for task, root, _ in roots)
-    assert "| depth_aware |" in res["table"]
+    assert "| depth_aware |" in res["table"] and "Table I" not in res["table"] and "layerwise_md" not in res
 
 
 def test_resume_reads_rate_checkpoints_through_the_verified_loader(file_run, tmp_path, capsys):
@@ -196,3 +224,85 @@ def test_resume_reads_rate_checkpoints_through_the_verified_loader(file_run, tmp
     weights.write_bytes(bytes(blob))
     assert cli.main(argv) == 1
     assert "rate_30.safetensors" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- --model: the S4 layer
+def _fake_prune_task(calls, tmp_path):
+    def prune_task(task, root, **kw):
+        calls.append(dict(kw, task=task, root=root))
+        (tmp_path / "report.md").write_text("table\n")
+        return None, {"md": tmp_path / "report.md", "json": tmp_path / "r.json", "png": tmp_path / "r.png"}
+
+    return prune_task
+
+
+def test_run_with_model_s4_trains_the_s4_twin_into_its_own_folder(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(pipeline, "prune_task", _fake_prune_task(calls, tmp_path))
+    assert cli.main(["run", "--model", "s4", "--no-progress"]) == 0
+    assert cli.main(["run", "--no-progress"]) == 0
+    assert cli.main(["run", "--model", "s4", "--out", str(tmp_path / "mine"), "--no-progress"]) == 0
+    s4, s4d, mine = calls
+    assert s4["config"].name == "ecg-embedded-s4" and s4["config"].layer == "s4" and s4["out"] == "s4op-run-s4"
+    assert s4d["config"].name == "ecg-embedded" and s4d["out"] == "s4op-run"
+    assert mine["out"] == str(tmp_path / "mine") and mine["config"].layer == "s4"
+    assert s4["task"] == s4d["task"] == "ecg-synthetic" and s4["data_options"] == s4d["data_options"]
+
+
+def test_prune_with_model_picks_the_twin_config_and_folder(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(pipeline, "prune_task", _fake_prune_task(calls, tmp_path))
+    assert cli.main(["prune", "--task", "ecg-synthetic", "--model", "s4", "--epochs", "3", "--no-progress"]) == 0
+    assert cli.main(["prune", "--task", "listops", "--data", str(tmp_path), "--config", "listops", "--model", "s4",
+                     "--no-progress"]) == 0
+    assert cli.main(["prune", "--task", "ecg-synthetic", "--checkpoint", str(tmp_path / "m"), "--model", "s4",
+                     "--no-progress"]) == 0
+    ecg, listops, checkpoint = calls
+    assert ecg["config"].name == "ecg-embedded-s4" and ecg["config"].epochs == 3
+    assert ecg["out"] == "runs/prune-ecg-synthetic-s4" and ecg["layer"] == "s4"
+    assert (listops["config"].name, listops["config"].n_layers) == ("listops-s4", 6)  # the paper's S4 ListOps
+    assert listops["out"] == "runs/prune-listops-s4"
+    # with a checkpoint the config is the checkpoint's; the layer is checked against it
+    assert checkpoint["config"] is None and checkpoint["layer"] == "s4"
+
+
+def test_bad_model_is_a_usage_error(capsys):
+    for argv in (["run", "--model", "s5"], ["prune", "--task", "ecg-synthetic", "--model", "S4"],
+                 ["train", "--task", "ecg-synthetic", "--model", "mamba"], ["compare", "--model", "x"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(argv)
+        assert exc.value.code == 2
+        assert "argument --model: invalid choice" in capsys.readouterr().err
+
+
+S4_TINY = {"n_train": 32, "n_val": 16, "n_test": 16, "duration": 1.28}
+
+
+def test_an_s4_run_from_baseline_to_table_one(tmp_path):
+    from s4op_kernels.models import get_config
+    from s4op_kernels.pruning import SearchMismatchError, ssm_layers
+
+    config = get_config("ecg-embedded").replace(name="tiny", n_layers=2, d_model=8, d_state=4, epochs=1,
+                                                 batch_size=16)
+    out = tmp_path / "s4"
+    kw = dict(data_options=S4_TINY, out=out, rates=(0.5,), seeds=(7,), finetune_epochs=1, latency_repeats=2,
+              progress=False, log=lambda line: None)
+    result, paths = pipeline.prune_task("ecg-synthetic", None, config=config, layer="s4", **kw)
+    run = json.loads((out / "search.json").read_text())
+    assert run["settings"]["run"]["baseline"]["config"]["layer"] == "s4" and run["meta"]["layer"] == "s4"
+    assert "model `tiny` (s4)" in paths["md"].read_text()
+    from s4op_kernels.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(out / "rate_50")
+    assert meta.config.layer == "s4" and type(ssm_layers(model)[0]).__name__ == "S4Layer"
+    # the same folder with the S4D model: refused, before any training
+    with pytest.raises(SearchMismatchError, match="a model with the 's4' layer, and this command asks for 's4d'"):
+        pipeline.prune_task("ecg-synthetic", None, config=config, **kw)
+
+    res = pipeline.compare(out, strategies=("depth_aware",), strategy_rates=(0.5,), oneshot_rates=(0.5,),
+                           layer="s4", progress=False, log=lambda line: None)
+    layerwise = json.loads(res["layerwise_json"].read_text())
+    assert [r["layer"] for r in layerwise["layers"]] == [0, 1] and layerwise["meta"]["layer"] == "s4"
+    assert "| none |" in res["table"] and "| 1 |" in res["table"]
+    with pytest.raises(SearchMismatchError, match="not 's4d'"):
+        pipeline.compare(out, layer="s4d", log=lambda line: None)

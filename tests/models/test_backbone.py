@@ -279,3 +279,102 @@ def test_empty_batch_in_training_and_inference(config):
     y.sum().backward()
     with torch.no_grad():
         assert model.eval()(x).shape == (0, 5)
+
+
+# ---------------------------------------------------------------------- the S4 layer and the S4 configs
+def test_s4_layer_is_built_with_the_config_hyperparameters():
+    from s4op_kernels.layers import s4
+
+    assert "s4" in available_layers()
+    cfg = TINY.replace(layer="s4", dropout=0.1, dt_min=0.01, dt_max=0.05, ssm_lr=2e-3)
+    model = build_model(cfg, CONT, seed=0)
+    layers = model.ssm_layers()
+    assert len(layers) == 2 and all(isinstance(m, s4.S4Layer) for m in layers)
+    assert all(m.d_model == 8 and m.d_state == 4 and m.transposed for m in layers)
+    dt = torch.exp(layers[0].layer.kernel.inv_dt.detach())
+    assert float(dt.min()) >= 0.01 - 1e-7 and float(dt.max()) <= 0.05 + 1e-7
+    assert layers[0].layer.kernel.inv_dt._optim == {"weight_decay": 0.0, "lr": 2e-3}
+    out = model.train()(torch.randn(3, 16, 3))
+    assert out.shape == (3, 4)
+    out.sum().backward()  # trains through the reference path
+    assert layers[0].layer.kernel.C.grad is not None
+    # the same seed gives the same initial weights, and the S4 model is not the S4D one
+    again = build_model(cfg, CONT, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                 build_model(cfg, CONT, seed=0).state_dict().values()))
+    assert set(model.state_dict()) != set(build_model(TINY, CONT, seed=0).state_dict())
+
+
+# facts.md: the paper's S4 (DPLR) models, layers x H, d_state 64; the rest is the task's S4D setting
+PAPER_S4 = {"ecg": (4, 128), "listops": (6, 128), "imdb": (4, 64), "pathfinder": (6, 256)}
+SMALL = ("ecg-small", "ecg-embedded", "listops-small", "imdb-small", "pathfinder-small", "ucr-small")
+
+
+def _without(config, *names):
+    return {k: v for k, v in config.to_dict().items() if k not in names}
+
+
+@pytest.mark.parametrize("task", sorted(PAPER_S4))
+def test_paper_s4_configs_have_the_papers_shapes_and_the_s4d_settings(task):
+    c, twin = get_config(f"{task}-s4"), get_config(task)
+    assert c.layer == "s4" and (c.n_layers, c.d_model) == PAPER_S4[task] and c.d_state == 64
+    assert _without(c, "name", "description", "layer", "n_layers", "d_model") == \
+        _without(twin, "name", "description", "layer", "n_layers", "d_model")
+    assert "S4 (DPLR)" in c.description
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_s4_configs_differ_from_their_s4d_twin_only_in_the_layer(name):
+    c = get_config(f"{name}-s4")
+    assert c.layer == "s4" and get_config(name).layer == "s4d"
+    assert _without(c, "name", "description", "layer") == _without(get_config(name), "name", "description", "layer")
+    assert "S4D" not in c.description
+
+
+def test_with_layer_maps_a_config_to_its_twin():
+    from s4op_kernels.models import with_layer
+
+    assert with_layer(get_config("listops"), "s4") is get_config("listops-s4")  # 6x128, not 8x128
+    assert with_layer(get_config("listops-s4"), "s4d") is get_config("listops")
+    assert with_layer(get_config("ecg-embedded"), "s4").name == "ecg-embedded-s4"
+    assert with_layer(get_config("ecg"), "s4d") is get_config("ecg")  # already that layer
+    # a custom or a modified config keeps every setting, the layer swapped
+    custom = with_layer(TINY, "s4")
+    assert custom.layer == "s4" and _without(custom, "layer") == _without(TINY, "layer")
+    modified = with_layer(get_config("listops").replace(epochs=2), "s4")
+    assert (modified.layer, modified.n_layers, modified.epochs, modified.name) == ("s4", 8, 2, "listops")
+    with pytest.raises(ValueError, match=r"with_layer\(layer\): expected one of \['s4', 's4d'\], got 's5'"):
+        with_layer(TINY, "s5")
+    with pytest.raises(TypeError, match="expected a Config"):
+        with_layer("listops", "s4")
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"epochs": 0}, r"Config 'tiny': epochs: expected an integer >= 1, got 0"),
+    ({"d_state": 0}, r"Config 'tiny': d_state: expected an integer >= 2, got 0"),
+    ({"patience": -1}, r"Config 'tiny': patience: expected an integer >= 1, got -1"),
+    ({"finetune_epochs": -1}, r"Config 'tiny': finetune_epochs: expected an integer >= 0, got -1"),
+    ({"dropout": 1.0}, r"Config 'tiny': dropout: expected a finite number >= 0.0 and < 1.0, got 1.0"),
+    ({"lr": 0}, r"Config 'tiny': lr: expected a finite number > 0.0, got 0.0"),
+    ({"clip": float("inf")}, r"Config 'tiny': clip: expected a finite number > 0.0, got inf"),
+    ({"weight_decay": -0.1}, r"Config 'tiny': weight_decay: expected a finite number >= 0.0, got -0.1"),
+])
+def test_config_numeric_checks_name_the_config_and_the_field(change, message):
+    with pytest.raises(ValueError, match=message):
+        TINY.replace(**change)
+
+
+@pytest.mark.parametrize("change", [{"epochs": True}, {"epochs": 2.0}, {"lr": "0.1"}, {"ssm_lr": True}])
+def test_config_fields_of_the_wrong_type_are_type_errors(change):
+    from s4op_kernels._validate import ArgumentTypeError
+
+    with pytest.raises(ArgumentTypeError, match=f"Config 'tiny': {next(iter(change))}: expected"):
+        TINY.replace(**change)
+
+
+def test_config_accepts_numpy_numbers_and_stores_python_ones():
+    np = pytest.importorskip("numpy")
+    c = TINY.replace(epochs=np.int64(3), lr=np.float32(0.5), clip=2)
+    assert (c.epochs, c.lr, c.clip) == (3, 0.5, 2.0)
+    assert type(c.epochs) is int and type(c.lr) is float and type(c.clip) is float
+    assert Config.from_dict(json.loads(json.dumps(c.to_dict()))) == c

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Optional, Union
 import torch
 from torch import nn
 
+from s4op_kernels._validate import check_float
 from s4op_kernels.layers._snapshot import TensorSnapshot
 from s4op_kernels.ops import sparse_fftconv
 
@@ -415,6 +416,18 @@ class PrunableSSMLayer(nn.Module):
         if self.is_pruned or self._compact:
             return f", active={self.num_active}/{self.h}" + (", compact" if self._compact else "")
         return ""
+
+
+def check_ssm_init(func: str, dt_min: Any, dt_max: Any, lr: Any) -> tuple[float, float, Optional[float]]:
+    """The step-size range and SSM learning rate every layer's constructor takes, checked by one rule:
+    ``0 < dt_min <= dt_max`` (finite numbers) and ``lr`` None or a finite number >= 0."""
+    dt_min = check_float(dt_min, "dt_min", func=func, minimum=0.0, min_open=True)
+    dt_max = check_float(dt_max, "dt_max", func=func, minimum=0.0, min_open=True)
+    if dt_min > dt_max:
+        raise ValueError(f"{func}(dt_min, dt_max): expected dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
+    if lr is not None:
+        lr = check_float(lr, "lr", func=func, minimum=0.0)
+    return dt_min, dt_max, lr
 
 
 def _replace_tensor(module: nn.Module, name: str, value: torch.Tensor) -> None:

@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from s4op_kernels._validate import check_float, check_int
-from s4op_kernels.layers._base import SUPPORTED_DTYPES, PrunableSSMLayer, _has_hooks, register_ssm_tensor
+from s4op_kernels.layers._base import (
+    SUPPORTED_DTYPES, PrunableSSMLayer, _has_hooks, check_ssm_init, register_ssm_tensor,
+)
 from s4op_kernels.ops import dplr_spectrum, fft_size
 
 # The per-channel SSM tensors, by path in the layer, and the dim that indexes channels (the reference's shapes:
@@ -143,10 +145,7 @@ class S4Layer(PrunableSSMLayer):
         dropout = check_float(dropout, "dropout", func="S4Layer", minimum=0.0, maximum=1.0, max_open=True)
         if l_max is not None:
             l_max = check_int(l_max, "l_max", func="S4Layer", minimum=1)
-        if not (isinstance(dt_min, (int, float)) and isinstance(dt_max, (int, float)) and 0 < dt_min <= dt_max):
-            raise ValueError(f"S4Layer: need 0 < dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
-        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr < 0):
-            raise ValueError(f"S4Layer(lr): must be None or a number >= 0, got {lr!r}")
+        dt_min, dt_max, lr = check_ssm_init("S4Layer", dt_min, dt_max, lr)
         if n_ssm is not None and n_ssm != d_model:
             raise ValueError(
                 f"S4Layer(n_ssm): only n_ssm = None or d_model ({d_model}) is supported (one SSM per channel, so that "

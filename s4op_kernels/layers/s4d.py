@@ -14,7 +14,9 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from s4op_kernels.layers._base import SUPPORTED_DTYPES, PrunableSSMLayer, _has_hooks, register_ssm_tensor
+from s4op_kernels.layers._base import (
+    SUPPORTED_DTYPES, PrunableSSMLayer, _has_hooks, check_ssm_init, register_ssm_tensor,
+)
 from s4op_kernels.ops import fft_size, s4d_kernel
 from s4op_kernels._validate import check_float, check_int
 
@@ -96,10 +98,7 @@ class S4DLayer(PrunableSSMLayer):
         if d_state % 2:
             raise ValueError(f"S4DLayer(d_state): must be even (N/2 complex modes), got {d_state}")
         dropout = check_float(dropout, "dropout", func="S4DLayer", minimum=0.0, maximum=1.0, max_open=True)
-        if not (isinstance(dt_min, (int, float)) and isinstance(dt_max, (int, float)) and 0 < dt_min <= dt_max):
-            raise ValueError(f"S4DLayer: need 0 < dt_min <= dt_max, got dt_min={dt_min!r}, dt_max={dt_max!r}")
-        if lr is not None and (not isinstance(lr, (int, float)) or lr < 0):
-            raise ValueError(f"S4DLayer: lr must be None or a number >= 0, got {lr!r}")
+        dt_min, dt_max, lr = check_ssm_init("S4DLayer", dt_min, dt_max, lr)
         if dtype is not None and dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"S4DLayer: dtype must be torch.float32 or torch.float64, got {dtype}")
 

@@ -222,6 +222,9 @@ def test_transposed_false_takes_B_L_H():
     (dict(d_model=4, l_max=0), "l_max"),
     (dict(d_model=4, dropout=1.5), "dropout"),
     (dict(d_model=4, lr=-1.0), "lr"),
+    (dict(d_model=4, lr=True), r"S4Layer\(lr\): expected a finite number >= 0.0, got True"),
+    (dict(d_model=4, dt_min=0.2, dt_max=0.1), r"S4Layer\(dt_min, dt_max\): expected dt_min <= dt_max"),
+    (dict(d_model=4, dt_min=float("nan")), r"S4Layer\(dt_min\)"),
     (dict(d_model=4, dtype=torch.float16), "dtype"),
 ])
 def test_bad_arguments_are_refused(kwargs, match):

@@ -547,6 +547,11 @@ def test_bad_channel_indices(layer, idx, exc, match):
         (dict(d_model=4, dropout=1.0), ValueError, "dropout"),
         (dict(d_model=4, dt_min=0.1, dt_max=0.01), ValueError, "dt_min"),
         (dict(d_model=4, lr=-1.0), ValueError, "lr"),
+        (dict(d_model=4, lr=True), TypeError, r"S4DLayer\(lr\): expected a finite number >= 0.0, got True"),
+        (dict(d_model=4, lr=float("nan")), ValueError, r"S4DLayer\(lr\)"),
+        (dict(d_model=4, dt_min=0.0), ValueError, r"S4DLayer\(dt_min\): expected a finite number > 0.0"),
+        (dict(d_model=4, dt_max=float("inf")), ValueError, r"S4DLayer\(dt_max\)"),
+        (dict(d_model=4, dt_min="0.1"), TypeError, r"S4DLayer\(dt_min\)"),
         (dict(d_model=4, dtype=torch.float16), TypeError, "dtype"),
     ],
 )

@@ -22,6 +22,7 @@
 #include "s4op/dplr_kernel.h"
 #include "s4op/fft.h"
 #include "s4op/parallel.h"
+#include "s4op/runtime.h"
 #include "s4op/s4d_kernel.h"
 #include "s4op/sparse_fftconv.h"
 
@@ -346,6 +347,76 @@ bool same_bytes(const py::sequence& a, const py::sequence& b) {
   return true;
 }
 
+// ---- the torch-free runtime (runtime.h) for tests and benchmarks: the C API behind a small class.
+class RuntimeModel {
+ public:
+  RuntimeModel(const std::string& path, int64_t max_batch, int64_t max_len, int num_threads) {
+    char err[1024];
+    if (s4op_model_load(path.c_str(), max_batch, max_len, num_threads, &model_, err, sizeof err) != S4OP_OK) {
+      throw std::invalid_argument(err);
+    }
+    s4op_model_get_info(model_, &info_);
+  }
+  RuntimeModel(const RuntimeModel&) = delete;
+  RuntimeModel& operator=(const RuntimeModel&) = delete;
+  ~RuntimeModel() { s4op_model_free(model_); }
+
+  py::dict info() const {
+    py::dict d;
+    d["format_version"] = info_.format_version;
+    d["tokens"] = static_cast<bool>(info_.tokens);
+    d["in_channels"] = info_.in_channels;
+    d["vocab_size"] = info_.vocab_size;
+    d["num_classes"] = info_.num_classes;
+    d["multilabel"] = static_cast<bool>(info_.multilabel);
+    d["d_model"] = info_.d_model;
+    d["n_layers"] = info_.n_layers;
+    d["max_len"] = info_.max_len;
+    d["max_batch"] = info_.max_batch;
+    d["active_channels"] = info_.active_channels;
+    d["channels"] = info_.channels;
+    d["weight_bytes"] = info_.weight_bytes;
+    d["arena_bytes"] = info_.arena_bytes;
+    return d;
+  }
+
+  // x: (B, L) int64 tokens or (B, L, C) float32, C-contiguous (the Python side converts); out: (B, classes).
+  void run(const py::handle& x_, const py::handle& lengths_, const py::handle& out_) {
+    Arr x = check_array(x_, "x", info_.tokens ? 2 : 3);
+    Arr out = check_array(out_, "out", 2, /*writeable=*/true);
+    if (info_.tokens) {
+      check_dtype<int64_t>(x, "x", "int64");
+    } else {
+      check_dtype<float>(x, "x", "float32");
+    }
+    check_dtype<float>(out, "out", "float32");
+    const int64_t B = x.shape[0], L = x.shape[1];
+    if (!info_.tokens && x.shape[2] != info_.in_channels) check_shape(x, "x", {B, L, info_.in_channels});
+    check_shape(out, "out", {B, info_.num_classes});
+    std::optional<Arr> lengths;
+    if (!lengths_.is_none()) {
+      lengths = check_array(lengths_, "lengths", 1);
+      check_dtype<int64_t>(*lengths, "lengths", "int64");
+      check_shape(*lengths, "lengths", {B});
+    }
+    if (overlaps(x, out) || (lengths && overlaps(*lengths, out))) throw py::value_error("out must not overlap x or lengths");
+    const void* xp = x.begin();
+    const int64_t* lp = lengths ? lengths->cdata<int64_t>() : nullptr;
+    float* op = out.data<float>();
+    char err[1024];
+    int rc;
+    {
+      py::gil_scoped_release release;
+      rc = s4op_model_run(model_, xp, B, L, lp, op, err, sizeof err);
+    }
+    if (rc != S4OP_OK) throw std::invalid_argument(err);
+  }
+
+ private:
+  s4op_model* model_ = nullptr;
+  s4op_model_info info_{};
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -413,6 +484,17 @@ PYBIND11_MODULE(_C, m) {
         py::arg("rows"), py::arg("L"), py::arg("out"), py::arg("num_threads"),
         "out[j] = S4D kernel of length L of row rows[j].  C: (H, N2, 2); log_dt: (H,); log_A_real, A_imag: "
         "(H, N2); rows: (A,) int64 in [0, H); out: (A, L); float32 or float64.");
+  py::class_<RuntimeModel>(m, "RuntimeModel",
+                           "A model file loaded by the torch-free runtime (runtime.h); one run at a time.")
+      .def(py::init<const std::string&, int64_t, int64_t, int>(), py::arg("path"), py::arg("max_batch"),
+           py::arg("max_len"), py::arg("num_threads"))
+      .def("info", &RuntimeModel::info, "Sizes and kinds of the loaded model (s4op_model_info).")
+      .def("run", &RuntimeModel::run, py::arg("x"), py::arg("lengths"), py::arg("out"),
+           "out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32, C-contiguous; "
+           "lengths: None or (B,) int64.");
+  m.def("runtime_simd", []() { return std::string(s4op_runtime_simd()); },
+        "The SIMD path of the runtime's output mixing (glu_mix) on this CPU.");
+
   m.def("dplr_spectrum", &dplr_spectrum, py::arg("log_dt"), py::arg("A_real"), py::arg("A_imag"), py::arg("B"),
         py::arg("P"), py::arg("C"), py::arg("rows"), py::arg("M"), py::arg("L"), py::arg("n_fft"), py::arg("out"),
         py::arg("num_threads"),

@@ -43,3 +43,15 @@ def dplr_spectrum(
 ) -> None:
     """out = S4 (DPLR) kernel spectra of rows (A,): (A, M//2+1, 2) if n_fft == 0, else
     rfft(irfft(., M)[:L], n_fft) as (A, n_fft//2+1, 2); log_dt (H,), A_real/A_imag (H, N2), B/P/C (H, N2, 2)."""
+
+def runtime_simd() -> str:
+    """The SIMD path of the runtime's output mixing (glu_mix) on this CPU."""
+
+class RuntimeModel:
+    """A model file loaded by the torch-free runtime (runtime.h); one run at a time."""
+
+    def __init__(self, path: str, max_batch: int, max_len: int, num_threads: int) -> None: ...
+    def info(self) -> dict[str, Any]:
+        """Sizes and kinds of the loaded model (s4op_model_info)."""
+    def run(self, x: np.ndarray, lengths: Optional[np.ndarray], out: np.ndarray) -> None:
+        """out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32."""

@@ -86,16 +86,19 @@ def test_the_type_stub_matches_the_compiled_module():
         pytest.skip(f"compiled extension unavailable: {_ext.unavailable_reason()}")
     stub = ast.parse((pathlib.Path(s4op_kernels.__file__).parent / "_C.pyi").read_text())
     stubbed = {}
-    for node in stub.body:
-        if isinstance(node, ast.FunctionDef):
-            a = node.args
-            stubbed[node.name] = ([p.arg for p in a.posonlyargs + a.args], [p.arg for p in a.kwonlyargs])
-    C = _ext.C()
-    compiled = {}
-    for name in dir(C):
-        fn = getattr(C, name)
-        if name.startswith("__") or not callable(fn):
-            continue
+
+    def stub_functions(body, prefix=""):
+        for node in body:
+            if isinstance(node, ast.FunctionDef):
+                a = node.args
+                names = [p.arg for p in a.posonlyargs + a.args]
+                stubbed[prefix + node.name] = (names[1:] if prefix else names, [p.arg for p in a.kwonlyargs])
+            elif isinstance(node, ast.ClassDef):
+                stub_functions(node.body, node.name + ".")
+
+    stub_functions(stub.body)
+
+    def signature(fn, name):
         sig = (fn.__doc__ or "").splitlines()[0]
         params = re.match(rf"{name}\((.*)\) ->", sig).group(1)
         positional, keyword, star = [], [], False
@@ -104,7 +107,22 @@ def test_the_type_stub_matches_the_compiled_module():
                 star = True
                 continue
             (keyword if star else positional).append(part.split(":")[0].strip())
-        compiled[name] = (positional, keyword)
+        return [p for p in positional if p != "self"], keyword
+
+    C = _ext.C()
+    compiled = {}
+    for name in dir(C):
+        fn = getattr(C, name)
+        if name.startswith("__") or not callable(fn):
+            continue
+        if isinstance(fn, type):  # a bound class: its methods, __init__ included
+            for meth in dir(fn):
+                m = getattr(fn, meth)
+                if (meth.startswith("__") and meth != "__init__") or not callable(m) or m.__doc__ is None:
+                    continue
+                compiled[f"{name}.{meth}"] = signature(m, meth)
+            continue
+        compiled[name] = signature(fn, name)
     assert set(stubbed) == set(compiled), f"stub-only: {set(stubbed) - set(compiled)}, missing: {set(compiled) - set(stubbed)}"
     for name in compiled:
         assert stubbed[name] == compiled[name], f"{name}: stub {stubbed[name]} != compiled {compiled[name]}"

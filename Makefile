@@ -30,7 +30,7 @@ IN_VENV := PATH="$(BIN):$$PATH" VIRTUAL_ENV="$(VENV)"
 # source tree, and `pip install .` is what users do), so the Python sources count as much as the C++ ones:
 # without them, `make test` after a .py edit would test the previously installed copy.
 SOURCES := $(addprefix $(ROOT)/,pyproject.toml CMakeLists.txt csrc/CMakeLists.txt python/module.cpp) \
-	$(wildcard $(ROOT)/csrc/include/s4op/*.h $(ROOT)/csrc/src/*.cpp) \
+	$(wildcard $(ROOT)/csrc/include/s4op/*.h $(ROOT)/csrc/src/*.cpp $(ROOT)/csrc/src/*.h $(ROOT)/csrc/runtime/*.cpp) \
 	$(shell find "$(ROOT)/s4op_kernels" -name '*.py' -o -name '*.pyi' 2>/dev/null)
 
 .PHONY: help run test install clean

@@ -277,10 +277,36 @@ void load_layer(s4op_model& m, const Entries& e, int64_t i) {
     } else {
       const int64_t M = e.scalar(p + "l_kernel", 1, kMaxLen);
       const int64_t taps = e.scalar(p + "taps", 1, std::min(M, m.file_max_len));
-      s4op::cpu::dplr_conv_spectrum_f32(log_dt.data(), e.floats(p + "A_real", {A, N2}).data(),
-                                        e.floats(p + "A_imag", {A, N2}).data(), e.floats(p + "B", {A, N2, 2}).data(),
-                                        e.floats(p + "P", {A, N2, 2}).data(), C.data(), A, N2, rows.data(), A, M, taps,
-                                        m.n_fft, out, m.threads);
+      const auto A_real = e.floats(p + "A_real", {A, N2}), A_imag = e.floats(p + "A_imag", {A, N2});
+      const auto Bv = e.floats(p + "B", {A, N2, 2}), Pv = e.floats(p + "P", {A, N2, 2});
+      if (s4op::cpu::next_fast_size(M) == M) {
+        s4op::cpu::dplr_conv_spectrum_f32(log_dt.data(), A_real.data(), A_imag.data(), Bv.data(), Pv.data(), C.data(),
+                                          A, N2, rows.data(), A, M, taps, m.n_fft, out, m.threads);
+      } else {
+        // A kernel length the core's FFT does not take (the reference's l_kernel follows the first input's
+        // length): the spectrum at the M-th roots of unity, its inverse DFT in double for the first `taps`
+        // taps (once, at load), then the convolution's spectrum.
+        const int64_t bins = M / 2 + 1;
+        std::vector<float> kf(static_cast<size_t>(checked_mul(A, 2 * bins, "spectra")));
+        s4op::cpu::dplr_spectrum_f32(log_dt.data(), A_real.data(), A_imag.data(), Bv.data(), Pv.data(), C.data(), A,
+                                     N2, rows.data(), A, M, kf.data(), m.threads);
+        auto plan = s4op::cpu::get_real_fft<float>(m.n_fft);
+        std::vector<float> work(static_cast<size_t>(plan->work_size())), K(static_cast<size_t>(taps));
+        const double two_pi_over_m = 2.0 * 3.14159265358979323846 / static_cast<double>(M);
+        for (int64_t j = 0; j < A; ++j) {
+          const float* X = kf.data() + j * 2 * bins;
+          for (int64_t t = 0; t < taps; ++t) {
+            double acc = X[0];
+            for (int64_t k = 1; k < bins; ++k) {
+              const double w = 2.0 * (M % 2 == 0 && k == M / 2 ? 0.5 : 1.0);
+              const double ang = two_pi_over_m * static_cast<double>((k * t) % M);
+              acc += w * (X[2 * k] * std::cos(ang) - X[2 * k + 1] * std::sin(ang));
+            }
+            K[t] = static_cast<float>(acc / static_cast<double>(M));
+          }
+          plan->forward(K.data(), taps, L.spectra.data() + j * F, work.data());
+        }
+      }
     }
   }
   const auto W = e.floats(p + "W", {2 * H, H});

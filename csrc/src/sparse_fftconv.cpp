@@ -15,33 +15,42 @@
 namespace s4op::cpu {
 namespace {
 
-void check(bool ok, const std::string& msg) {
-  if (!ok) throw std::invalid_argument("sparse_fftconv: " + msg);
+// The message is built only when the check fails (a string per check on every call was measurable at the
+// runtime's small sizes).
+template <class Msg>
+void check(bool ok, Msg&& msg) {
+  if (!ok) throw std::invalid_argument("sparse_fftconv: " + std::string(msg()));
 }
 
 template <typename T>
 void validate(const T* u, const std::complex<T>* k_f, const T* D, const int64_t* active, int64_t B, int64_t H,
               int64_t L, int64_t A, int64_t n_fft, const T* y, int64_t ys, bool fills_extra) {
-  check(B >= 0 && H >= 1 && L >= 1, "need B >= 0, H >= 1, L >= 1, got B=" + std::to_string(B) + " H=" +
-                                         std::to_string(H) + " L=" + std::to_string(L));
-  check(A >= 0 && A <= H, "number of active channels A=" + std::to_string(A) + " must be in [0, H=" +
-                              std::to_string(H) + "]");
-  check(n_fft >= 2 * L - 1, "n_fft=" + std::to_string(n_fft) + " is too short for a linear convolution of L=" +
-                                std::to_string(L) + " (need >= 2L - 1)");
-  check(next_fast_size(n_fft) == n_fft, "n_fft=" + std::to_string(n_fft) + " is not of the form 2^a 3^b 5^c");
+  check(B >= 0 && H >= 1 && L >= 1, [&] { return "need B >= 0, H >= 1, L >= 1, got B=" + std::to_string(B) + " H=" +
+                                         std::to_string(H) + " L=" + std::to_string(L); });
+  check(A >= 0 && A <= H, [&] { return "number of active channels A=" + std::to_string(A) + " must be in [0, H=" +
+                              std::to_string(H) + "]"; });
+  check(n_fft >= 2 * L - 1, [&] {
+    return "n_fft=" + std::to_string(n_fft) + " is too short for a linear convolution of L=" + std::to_string(L) +
+           " (need >= 2L - 1)";
+  });
+  check(next_fast_size(n_fft) == n_fft,
+        [&] { return "n_fft=" + std::to_string(n_fft) + " is not of the form 2^a 3^b 5^c"; });
   const int64_t n = B * H * L;
-  check(n == 0 || (u != nullptr && y != nullptr), "u and y must not be null");
-  check(A == 0 || (k_f != nullptr && D != nullptr && active != nullptr), "k_f, D and active must not be null");
+  check(n == 0 || (u != nullptr && y != nullptr), [&] { return "u and y must not be null"; });
+  check(A == 0 || (k_f != nullptr && D != nullptr && active != nullptr),
+        [&] { return "k_f, D and active must not be null"; });
   // The rows are read and written concurrently: in-place or partially overlapping buffers are refused.
-  check(ys >= H * L, "y_batch_stride=" + std::to_string(ys) + " is smaller than H * L=" + std::to_string(H * L));
+  check(ys >= H * L, [&] {
+    return "y_batch_stride=" + std::to_string(ys) + " is smaller than H * L=" + std::to_string(H * L);
+  });
   const int64_t n_y = B > 0 ? (B - 1) * ys + (fills_extra ? ys : H * L) : 0;  // extent of what is written
-  check(n == 0 || y + n_y <= u || u + n <= y, "y must not overlap u");
+  check(n == 0 || y + n_y <= u || u + n <= y, [&] { return "y must not overlap u"; });
   for (int64_t j = 0; j < A; ++j) {
-    check(active[j] >= 0 && active[j] < H, "active[" + std::to_string(j) + "]=" + std::to_string(active[j]) +
-                                               " is out of range [0, " + std::to_string(H) + ")");
-    check(j == 0 || active[j] > active[j - 1], "active must be strictly increasing (sorted, no duplicates); "
+    check(active[j] >= 0 && active[j] < H, [&] { return "active[" + std::to_string(j) + "]=" + std::to_string(active[j]) +
+                                               " is out of range [0, " + std::to_string(H) + ")"; });
+    check(j == 0 || active[j] > active[j - 1], [&] { return "active must be strictly increasing (sorted, no duplicates); "
                                                "active[" + std::to_string(j) + "]=" + std::to_string(active[j]) +
-                                               " follows " + std::to_string(j ? active[j - 1] : 0));
+                                               " follows " + std::to_string(j ? active[j - 1] : 0); });
   }
 }
 

@@ -282,11 +282,17 @@ def decode(blob: bytes, where: str = "model file") -> dict[str, np.ndarray]:
     return out
 
 
-def footprint(path: PathLike, *, batch: int = 1, max_len: Optional[int] = None) -> dict[str, Any]:
+# The per-channel entries of a layer: their first dimension is the number of active channels.
+_PER_CHANNEL = ("active", "D", "C", "log_dt", "log_A_real", "A_imag", "A_real", "B", "P")
+
+
+def footprint(path: PathLike, *, batch: int = 1, max_len: Optional[int] = None, dense: bool = False) -> dict[str, Any]:
     """Sizes of a model file and of what running it needs: ``file_bytes``, ``weight_bytes`` (the entries'
     data), ``spectra_bytes`` (the kernels' spectra the runtime builds at load, complex float32) and
     ``activation_bytes`` (the runtime's arena of activations for ``batch`` x ``max_len``, default the file's),
-    plus the active / total channel counts."""
+    plus the active / total channel counts.  ``dense=True``: the same figures for the unpruned model of the
+    same architecture (every channel active; computed from the per-channel entries' shapes; its file_bytes
+    is exact up to the entries' alignment padding, at most 7 bytes each)."""
     e = read_model_file(path)
     L = int(e["arch.max_len"]) if max_len is None else check_int(max_len, "max_len", func="footprint", minimum=1)
     batch = check_int(batch, "batch", func="footprint", minimum=1)
@@ -294,12 +300,20 @@ def footprint(path: PathLike, *, batch: int = 1, max_len: Optional[int] = None) 
     n_fft = _fft_size(int(e["arch.max_len"]))
     active = [int(e[f"layers.{i}.active"].shape[0]) for i in range(n_layers)]
     weights = sum(v.nbytes for v in e.values())
+    file_bytes = Path(os.fspath(path)).stat().st_size
+    if dense:
+        for i, a in enumerate(active):
+            for name in _PER_CHANNEL:
+                v = e.get(f"layers.{i}.{name}")
+                if v is not None:
+                    extra = (H - a) * int(np.prod(v.shape[1:], dtype=np.int64)) * v.itemsize
+                    weights, file_bytes = weights + extra, file_bytes + extra
+        active = [H] * n_layers
     spectra = sum(a * (n_fft // 2 + 1) * 8 for a in active)
-    # the runtime's arena: h, the norm's output, the SSM output with its ones channel, pooling and logits,
-    # per-position statistics, and one row's FFT scratch
-    acts = 4 * (batch * H * L * 2 + batch * (H + 1) * L + batch * (H + int(e["arch.num_classes"])) + 2 * L)
-    acts += 8 * (n_fft // 2 + 1) + 4 * 2 * n_fft
-    return {"file_bytes": Path(os.fspath(path)).stat().st_size, "weight_bytes": weights, "spectra_bytes": spectra,
+    # the runtime's arena (what s4op_model_info's arena_bytes reports): the residual stream h and the SSM
+    # output y, the normalized input of a prenorm block, per-position statistics, the pooled features
+    acts = 4 * (batch * H * L * (2 + int(e["arch.prenorm"])) + 2 * L + batch * H)
+    return {"file_bytes": file_bytes, "weight_bytes": weights, "spectra_bytes": spectra,
             "activation_bytes": acts, "active_channels": sum(active), "channels": H * n_layers,
             "batch": batch, "max_len": L}
 

@@ -122,6 +122,13 @@ def test_pruned_channels_cost_no_bytes(tmp_path):
     assert sizes[0.9]["spectra_bytes"] < sizes[0.5]["spectra_bytes"] < sizes[0.0]["spectra_bytes"]
     fp = footprint(tmp_path / "m0.0.s4m", batch=4)
     assert fp["activation_bytes"] > sizes[0.0]["activation_bytes"] and fp["batch"] == 4
+    assert fp["activation_bytes"] == runtime.load(tmp_path / "m0.0.s4m", max_batch=4).info["arena_bytes"]
+    # the dense counterpart of a pruned file is the unpruned file's footprint
+    dense = footprint(tmp_path / "m0.9.s4m", dense=True)
+    assert {k: dense[k] for k in ("weight_bytes", "spectra_bytes", "activation_bytes")} == \
+        {k: sizes[0.0][k] for k in ("weight_bytes", "spectra_bytes", "activation_bytes")}
+    assert abs(dense["file_bytes"] - sizes[0.0]["file_bytes"]) <= 8 * 3 * 6  # entries' alignment padding
+    assert dense["active_channels"] == dense["channels"] == 30
 
 
 def test_model_info(tmp_path):

@@ -377,6 +377,7 @@ class RuntimeModel {
     d["channels"] = info_.channels;
     d["weight_bytes"] = info_.weight_bytes;
     d["arena_bytes"] = info_.arena_bytes;
+    d["scratch_bytes"] = info_.scratch_bytes;
     return d;
   }
 

@@ -222,6 +222,7 @@ struct s4op_model {
   // The arena: h (the residual stream), t (the normalized input of a prenorm block), y (the SSM output),
   // per-position statistics, pooled features.
   std::vector<float> h, t, y, stats, pooled;
+  std::vector<char> conv_scratch;  // sparse_fftconv's buffers: a run allocates nothing
   int64_t weight_bytes = 0;
 };
 
@@ -363,6 +364,7 @@ std::unique_ptr<s4op_model> load(const char* path, int64_t max_batch, int64_t ma
   if (m->prenorm) m->t.resize(static_cast<size_t>(BHL));
   m->stats.resize(static_cast<size_t>(2 * m->max_len));
   m->pooled.resize(static_cast<size_t>(checked_mul(max_batch, m->H, "arena")));
+  m->conv_scratch.resize(static_cast<size_t>(s4op::cpu::sparse_fftconv_scratch_bytes(m->H, m->n_fft, num_threads, 4)));
   return m;
 }
 
@@ -450,7 +452,8 @@ void run(s4op_model& m, const void* x, int64_t B, int64_t len, const int64_t* le
     }
     const int64_t A = static_cast<int64_t>(L.active.size());
     s4op::cpu::sparse_fftconv_f32(src, L.spectra.data(), L.D.data(), L.active.data(), B, H, len, A, m.n_fft,
-                                  m.y.data(), m.threads, s4op::cpu::Epilogue::gelu);
+                                  m.y.data(), m.threads, s4op::cpu::Epilogue::gelu, 0, nullptr, m.conv_scratch.data(),
+                                  static_cast<int64_t>(m.conv_scratch.size()));
     s4op::cpu::glu_mix_f32(L.mix.data(), m.y.data(), B, H, H, len, h, /*accumulate=*/true, m.threads);
     if (!m.prenorm && L.norm != 0) {
       for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H * len, h + b * H * len, H, len, m.stats.data());
@@ -544,6 +547,7 @@ int s4op_model_get_info(const s4op_model* m, s4op_model_info* info) {
   info->weight_bytes = m->weight_bytes;
   info->arena_bytes = 4 * static_cast<int64_t>(m->h.size() + m->t.size() + m->y.size() + m->stats.size() +
                                                m->pooled.size());
+  info->scratch_bytes = static_cast<int64_t>(m->conv_scratch.size());
   return S4OP_OK;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -70,31 +71,50 @@ void complex_multiply(std::complex<T>* X /*{F}*/, const std::complex<T>* k /*{F}
 void gelu(const float* x, float* y, int64_t n) { gelu_f32(x, y, n); }
 void gelu(const double* x, double* y, int64_t n) { gelu_f64(x, y, n); }
 
+constexpr int64_t kAlign = 64;
+int64_t aligned(int64_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+// The scratch layout: the pruned rows' list {H} int64, then per thread its spectrum {F} complex and FFT work.
+int64_t scratch_layout(int64_t H, int64_t F, int64_t work, int threads, int element_size, int64_t* per_thread) {
+  *per_thread = aligned(2 * F * element_size) + aligned(work * element_size);
+  return aligned(H * static_cast<int64_t>(sizeof(int64_t))) + threads * *per_thread + kAlign;
+}
+
 template <typename T>
 void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, const int64_t* active, int64_t B,
                          int64_t H, int64_t L, int64_t A, int64_t n_fft, T* y, int num_threads, Epilogue epilogue,
-                         int64_t ys, const T* extra_value) {
+                         int64_t ys, const T* extra_value, void* scratch, int64_t scratch_bytes) {
   if (ys == 0) ys = H * L;
   validate(u, k_f, D, active, B, H, L, A, n_fft, y, ys, extra_value != nullptr);
   if (B == 0) return;
   const int64_t F = n_fft / 2 + 1;
+  std::shared_ptr<const RealFFT<T>> plan;
+  if (B * A > 0) plan = get_real_fft<T>(n_fft);
+  // With enough caller scratch nothing below allocates; otherwise the call owns its buffers.
+  int64_t per_thread = 0;
+  const int64_t need =
+      scratch_layout(H, F, plan ? plan->work_size() : 0, std::max(num_threads, 1), sizeof(T), &per_thread);
+  std::vector<char> owned;
+  if (scratch == nullptr || scratch_bytes < need) {
+    owned.resize(static_cast<size_t>(need));
+    scratch = owned.data();
+  }
+  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(scratch) + kAlign - 1) / kAlign * kAlign);
+  char* thread_base = base + aligned(H * static_cast<int64_t>(sizeof(int64_t)));
   // Pruned rows (identity) are a copy each; list them once so threads can split both kinds of work.
-  std::vector<int64_t> pruned;
-  pruned.reserve(static_cast<size_t>(H - A));
+  int64_t* pruned = reinterpret_cast<int64_t*>(base);
+  int64_t P = 0;
   for (int64_t h = 0, j = 0; h < H; ++h) {
     if (j < A && active[j] == h) {
       ++j;
     } else {
-      pruned.push_back(h);
+      pruned[P++] = h;
     }
   }
-  const int64_t P = static_cast<int64_t>(pruned.size());
   const int64_t n_active = B * A, n_pruned = B * P;
   // The extra elements [H L, ys) of each batch, filled with *extra_value: B * E elements in all.
   const int64_t E = extra_value ? ys - H * L : 0, n_extra = B * E;
   const T extra = extra_value ? *extra_value : T(0);
-  std::shared_ptr<const RealFFT<T>> plan;
-  if (n_active > 0) plan = get_real_fft<T>(n_fft);
   // Rows of L to share out (the extra elements counted as rows too).
   const int64_t rows = n_active + n_pruned + (E > 0 ? B * ((E + L - 1) / L) : 0);
   const int T_ = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, rows)));
@@ -105,7 +125,7 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
   parallel_for(T_, T_, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       for (int64_t i = n_pruned * t / T_; i < n_pruned * (t + 1) / T_; ++i) {
-        const int64_t b = i / P, h = pruned[static_cast<size_t>(i % P)];
+        const int64_t b = i / P, h = pruned[i % P];
         if (epilogue == Epilogue::gelu) {
           gelu(u + (b * H + h) * L, y + b * ys + h * L, L);
         } else {
@@ -121,16 +141,17 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
       }
       const int64_t a0 = n_active * t / T_, a1 = n_active * (t + 1) / T_;
       if (a0 == a1) continue;
-      std::vector<std::complex<T>> X(static_cast<size_t>(F));   // {F}
-      std::vector<T> work(static_cast<size_t>(plan->work_size()));
+      char* mine = thread_base + t * per_thread;
+      std::complex<T>* X = reinterpret_cast<std::complex<T>*>(mine);  // {F}
+      T* work = reinterpret_cast<T*>(mine + aligned(2 * F * static_cast<int64_t>(sizeof(T))));
       for (int64_t i = a0; i < a1; ++i) {
         const int64_t b = i / A, j = i % A, h = active[j];
         const T* x = u + (b * H + h) * L;  // {L}
         T* out = y + b * ys + h * L;       // {L}
         const std::complex<T>* kj = k_f + j * F;  // {F}
-        plan->forward(x, L, X.data(), work.data());
-        complex_multiply(X.data(), kj, F);
-        plan->inverse(X.data(), out, L, work.data());
+        plan->forward(x, L, X, work);
+        complex_multiply(X, kj, F);
+        plan->inverse(X, out, L, work);
         const T d = D[j];
         for (int64_t l = 0; l < L; ++l) out[l] += d * x[l];
         if (epilogue == Epilogue::gelu) gelu(out, out, L);  // while the row is still in cache
@@ -141,16 +162,29 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
 
 }  // namespace
 
+int64_t sparse_fftconv_scratch_bytes(int64_t H, int64_t n_fft, int num_threads, int element_size) {
+  check(H >= 1 && n_fft >= 1 && num_threads >= 1 && (element_size == 4 || element_size == 8),
+        [&] { return std::string("sparse_fftconv_scratch_bytes: bad arguments"); });
+  const int64_t work = element_size == 4 ? get_real_fft<float>(n_fft)->work_size()
+                                         : get_real_fft<double>(n_fft)->work_size();
+  int64_t per_thread = 0;
+  return scratch_layout(H, n_fft / 2 + 1, work, num_threads, element_size, &per_thread);
+}
+
 void sparse_fftconv_f32(const float* u, const std::complex<float>* k_f, const float* D, const int64_t* active,
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, float* y, int num_threads,
-                        Epilogue epilogue, int64_t y_batch_stride, const float* extra_value) {
-  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, y_batch_stride, extra_value);
+                        Epilogue epilogue, int64_t y_batch_stride, const float* extra_value, void* scratch,
+                        int64_t scratch_bytes) {
+  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, y_batch_stride, extra_value,
+                      scratch, scratch_bytes);
 }
 
 void sparse_fftconv_f64(const double* u, const std::complex<double>* k_f, const double* D, const int64_t* active,
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft, double* y, int num_threads,
-                        Epilogue epilogue, int64_t y_batch_stride, const double* extra_value) {
-  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, y_batch_stride, extra_value);
+                        Epilogue epilogue, int64_t y_batch_stride, const double* extra_value, void* scratch,
+                        int64_t scratch_bytes) {
+  sparse_fftconv_impl(u, k_f, D, active, B, H, L, A, n_fft, y, num_threads, epilogue, y_batch_stride, extra_value,
+                      scratch, scratch_bytes);
 }
 
 // GELU(x) = x Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2.  With z = |x| / sqrt 2:

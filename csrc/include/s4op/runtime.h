@@ -43,6 +43,7 @@ typedef struct {
   int64_t active_channels, channels;  /* over all layers: active SSM operators and all of them */
   int64_t weight_bytes;    /* weights held in memory, spectra included */
   int64_t arena_bytes;     /* the activation arena for max_batch x max_len */
+  int64_t scratch_bytes;   /* the FFT convolution's buffers (O(H + threads n_fft), independent of the batch) */
 } s4op_model_info;
 
 /* Loads `path`.  max_batch >= 1: the largest batch s4op_model_run will get; max_len: the longest sequence

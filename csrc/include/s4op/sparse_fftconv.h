@@ -21,6 +21,11 @@ enum class Epilogue { identity, gelu };
 // std::invalid_argument on bad arguments, before anything is written.  extra_value, when not null, is
 // the value of y[b * stride + H L .. (b + 1) * stride) for every b (stride = y_batch_stride); null
 // leaves those elements as they are.
+// Bytes of caller-provided scratch that make a call with these H, n_fft, num_threads and element size (4: float,
+// 8: double) allocate nothing (the torch-free runtime passes it; other callers pass none and the call
+// allocates its own).  Builds the FFT plan for n_fft if it does not exist yet.
+int64_t sparse_fftconv_scratch_bytes(int64_t H, int64_t n_fft, int num_threads, int element_size);
+
 void sparse_fftconv_f32(const float* u,                 // {B, H, L}
                         const std::complex<float>* k_f,  // {A, n_fft / 2 + 1}
                         const float* D,                  // {A}
@@ -28,7 +33,8 @@ void sparse_fftconv_f32(const float* u,                 // {B, H, L}
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft,
                         float* y,                        // {B, H, L} rows, batch stride y_batch_stride
                         int num_threads, Epilogue epilogue = Epilogue::identity, int64_t y_batch_stride = 0,
-                        const float* extra_value = nullptr);  // {1} or null
+                        const float* extra_value = nullptr,   // {1} or null
+                        void* scratch = nullptr, int64_t scratch_bytes = 0);  // see sparse_fftconv_scratch_bytes
 
 void sparse_fftconv_f64(const double* u,                 // {B, H, L}
                         const std::complex<double>* k_f,  // {A, n_fft / 2 + 1}
@@ -37,7 +43,8 @@ void sparse_fftconv_f64(const double* u,                 // {B, H, L}
                         int64_t B, int64_t H, int64_t L, int64_t A, int64_t n_fft,
                         double* y,                        // {B, H, L} rows, batch stride y_batch_stride
                         int num_threads, Epilogue epilogue = Epilogue::identity, int64_t y_batch_stride = 0,
-                        const double* extra_value = nullptr);  // {1} or null
+                        const double* extra_value = nullptr,   // {1} or null
+                        void* scratch = nullptr, int64_t scratch_bytes = 0);  // see sparse_fftconv_scratch_bytes
 
 // y[i] = GELU(x[i]) = x[i] Phi(x[i]) (the exact, erf-based GELU), i < n; y may equal x.  float32: a
 // branch-free form the compiler vectorizes (max abs error of Phi about 3e-7); float64: std::erfc.

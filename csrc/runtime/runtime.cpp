@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "s4op/block_ops.h"
 #include "s4op/dplr_kernel.h"
 #include "s4op/fft.h"
 #include "s4op/glu_mix.h"
@@ -221,7 +222,7 @@ struct s4op_model {
   std::vector<Layer> layers;
   // The arena: h (the residual stream), t (the normalized input of a prenorm block), y (the SSM output),
   // per-position statistics, pooled features.
-  std::vector<float> h, t, y, stats, pooled;
+  std::vector<float> h, t, y, stats, pooled, ut;
   std::vector<char> conv_scratch;  // sparse_fftconv's buffers: a run allocates nothing
   int64_t weight_bytes = 0;
 };
@@ -363,6 +364,7 @@ std::unique_ptr<s4op_model> load(const char* path, int64_t max_batch, int64_t ma
   m->y.resize(static_cast<size_t>(BHL));
   if (m->prenorm) m->t.resize(static_cast<size_t>(BHL));
   m->stats.resize(static_cast<size_t>(2 * m->max_len));
+  m->ut.resize(static_cast<size_t>(checked_mul(m->C, m->max_len, "arena")));
   m->pooled.resize(static_cast<size_t>(checked_mul(max_batch, m->H, "arena")));
   m->conv_scratch.resize(static_cast<size_t>(s4op::cpu::sparse_fftconv_scratch_bytes(m->H, m->n_fft, num_threads, 4)));
   return m;
@@ -371,29 +373,9 @@ std::unique_ptr<s4op_model> load(const char* path, int64_t max_batch, int64_t ma
 // x {H, L} (one batch element) normalized over its H channels at each position, written to out (may be x).
 void norm_rows(const Layer& L, const float* x, float* out, int64_t H, int64_t len, float* stats) {
   if (L.norm == 2) {
-    for (int64_t c = 0; c < H; ++c) {
-      const float w = L.norm_w[c], b = L.norm_b[c];
-      for (int64_t l = 0; l < len; ++l) out[c * len + l] = x[c * len + l] * w + b;
-    }
-    return;
-  }
-  float* mean = stats;
-  float* rstd = stats + len;
-  std::fill(mean, mean + len, 0.f);
-  std::fill(rstd, rstd + len, 0.f);
-  for (int64_t c = 0; c < H; ++c)
-    for (int64_t l = 0; l < len; ++l) mean[l] += x[c * len + l];
-  const float inv_h = 1.f / static_cast<float>(H);
-  for (int64_t l = 0; l < len; ++l) mean[l] *= inv_h;
-  for (int64_t c = 0; c < H; ++c)
-    for (int64_t l = 0; l < len; ++l) {
-      const float d = x[c * len + l] - mean[l];
-      rstd[l] += d * d;
-    }
-  for (int64_t l = 0; l < len; ++l) rstd[l] = 1.f / std::sqrt(rstd[l] * inv_h + L.eps);
-  for (int64_t c = 0; c < H; ++c) {
-    const float w = L.norm_w[c], b = L.norm_b[c];
-    for (int64_t l = 0; l < len; ++l) out[c * len + l] = (x[c * len + l] - mean[l]) * rstd[l] * w + b;
+    s4op::cpu::channel_affine_f32(x, out, H, len, L.norm_w.data(), L.norm_b.data());
+  } else {
+    s4op::cpu::channel_layer_norm_f32(x, out, H, len, L.norm_w.data(), L.norm_b.data(), L.eps, stats);
   }
 }
 
@@ -431,17 +413,10 @@ void run(s4op_model& m, const void* x, int64_t B, int64_t len, const int64_t* le
       }
     }
     const float* u = static_cast<const float*>(x);
-    const int64_t C = m.C;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t c = 0; c < H; ++c) {
-        float* out = h + (b * H + c) * len;
-        const float* w = m.enc_w.data() + c * C;
-        for (int64_t l = 0; l < len; ++l) {
-          float acc = m.enc_b[c];
-          for (int64_t k = 0; k < C; ++k) acc += w[k] * u[(b * len + l) * C + k];
-          out[l] = acc;
-        }
-      }
+    for (int64_t b = 0; b < B; ++b) {
+      s4op::cpu::linear_encode_f32(u + b * len * m.C, m.enc_w.data(), m.enc_b.data(), H, len, m.C, h + b * H * len,
+                                   m.ut.data());
+    }
   }
   // The residual blocks.
   for (const Layer& L : m.layers) {
@@ -461,18 +436,16 @@ void run(s4op_model& m, const void* x, int64_t B, int64_t len, const int64_t* le
   }
   // Masked mean over the sequence, then the decoder.
   for (int64_t b = 0; b < B; ++b) {
-    float count = 0.f;
     float* pooled = m.pooled.data() + b * H;
-    std::fill(pooled, pooled + H, 0.f);
-    for (int64_t l = 0; l < len; ++l) {
-      const bool valid = m.tokens ? static_cast<const int64_t*>(x)[b * len + l] != 0
-                                  : (lengths == nullptr || l < lengths[b]);
-      if (!valid) continue;
-      count += 1.f;
-      for (int64_t c = 0; c < H; ++c) pooled[c] += h[(b * H + c) * len + l];
+    const float* mask = nullptr;
+    if (m.tokens || lengths != nullptr) {
+      float* mk = m.stats.data();  // {len}: 1 where the position is valid
+      for (int64_t l = 0; l < len; ++l) {
+        mk[l] = (m.tokens ? static_cast<const int64_t*>(x)[b * len + l] != 0 : l < lengths[b]) ? 1.f : 0.f;
+      }
+      mask = mk;
     }
-    const float inv = 1.f / std::max(count, 1.f);
-    for (int64_t c = 0; c < H; ++c) pooled[c] *= inv;
+    s4op::cpu::masked_mean_f32(h + b * H * len, H, len, mask, pooled);
     for (int64_t k = 0; k < m.K; ++k) {
       float acc = m.dec_b[k];
       for (int64_t c = 0; c < H; ++c) acc += m.dec_w[k * H + c] * pooled[c];
@@ -546,7 +519,7 @@ int s4op_model_get_info(const s4op_model* m, s4op_model_info* info) {
   info->channels = m->H * static_cast<int64_t>(m->layers.size());
   info->weight_bytes = m->weight_bytes;
   info->arena_bytes = 4 * static_cast<int64_t>(m->h.size() + m->t.size() + m->y.size() + m->stats.size() +
-                                               m->pooled.size());
+                                               m->pooled.size() + m->ut.size());
   info->scratch_bytes = static_cast<int64_t>(m->conv_scratch.size());
   return S4OP_OK;
 }

@@ -1,0 +1,164 @@
+#include "s4op/block_ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "simd.h"
+
+namespace s4op::cpu {
+namespace {
+
+// The bodies: plain loops over L (contiguous), vectorized by the compiler inside each entry point.
+S4OP_INLINE void layer_norm_body(const float* x, float* out, int64_t H, int64_t L, const float* w, const float* b,
+                                 float eps, float* stats) {
+  float* mean = stats;
+  float* rstd = stats + L;
+  std::fill(mean, mean + L, 0.f);
+  std::fill(rstd, rstd + L, 0.f);
+  for (int64_t c = 0; c < H; ++c) {
+    const float* xc = x + c * L;
+    for (int64_t l = 0; l < L; ++l) mean[l] += xc[l];
+  }
+  const float inv_h = 1.f / static_cast<float>(H);
+  for (int64_t l = 0; l < L; ++l) mean[l] *= inv_h;
+  for (int64_t c = 0; c < H; ++c) {
+    const float* xc = x + c * L;
+    for (int64_t l = 0; l < L; ++l) {
+      const float d = xc[l] - mean[l];
+      rstd[l] += d * d;
+    }
+  }
+  for (int64_t l = 0; l < L; ++l) rstd[l] = 1.f / std::sqrt(rstd[l] * inv_h + eps);
+  for (int64_t c = 0; c < H; ++c) {
+    const float* xc = x + c * L;
+    float* oc = out + c * L;
+    const float wc = w[c], bc = b[c];
+    for (int64_t l = 0; l < L; ++l) oc[l] = (xc[l] - mean[l]) * rstd[l] * wc + bc;
+  }
+}
+
+S4OP_INLINE void affine_body(const float* x, float* out, int64_t H, int64_t L, const float* s, const float* t) {
+  for (int64_t c = 0; c < H; ++c) {
+    const float sc = s[c], tc = t[c];
+    for (int64_t l = 0; l < L; ++l) out[c * L + l] = x[c * L + l] * sc + tc;
+  }
+}
+
+S4OP_INLINE void encode_body(const float* u, const float* W, const float* bias, int64_t H, int64_t L, int64_t C,
+                             float* out, float* ut) {
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t k = 0; k < C; ++k) ut[k * L + l] = u[l * C + k];
+  for (int64_t c = 0; c < H; ++c) {
+    float* oc = out + c * L;
+    const float bc = bias[c];
+    for (int64_t l = 0; l < L; ++l) oc[l] = bc;
+    for (int64_t k = 0; k < C; ++k) {
+      const float w = W[c * C + k];
+      const float* uk = ut + k * L;
+      for (int64_t l = 0; l < L; ++l) oc[l] += w * uk[l];
+    }
+  }
+}
+
+S4OP_INLINE void mean_body(const float* x, int64_t H, int64_t L, const float* mask, float* out) {
+  float count = static_cast<float>(L);
+  if (mask != nullptr) {
+    count = 0.f;
+    for (int64_t l = 0; l < L; ++l) count += mask[l];
+  }
+  const float inv = 1.f / std::max(count, 1.f);
+  // 16 partial sums, so the loop vectorizes without reassociating a single sum (no fast-math needed).
+  constexpr int64_t kParts = 16;
+  for (int64_t c = 0; c < H; ++c) {
+    const float* xc = x + c * L;
+    float part[kParts] = {};
+    int64_t l = 0;
+    if (mask != nullptr) {
+      for (; l + kParts <= L; l += kParts)
+        for (int64_t j = 0; j < kParts; ++j) part[j] += xc[l + j] * mask[l + j];
+      for (; l < L; ++l) part[0] += xc[l] * mask[l];
+    } else {
+      for (; l + kParts <= L; l += kParts)
+        for (int64_t j = 0; j < kParts; ++j) part[j] += xc[l + j];
+      for (; l < L; ++l) part[0] += xc[l];
+    }
+    float acc = 0.f;
+    for (int64_t j = 0; j < kParts; ++j) acc += part[j];
+    out[c] = acc * inv;
+  }
+}
+
+struct Ops {
+  void (*norm)(const float*, float*, int64_t, int64_t, const float*, const float*, float, float*);
+  void (*affine)(const float*, float*, int64_t, int64_t, const float*, const float*);
+  void (*encode)(const float*, const float*, const float*, int64_t, int64_t, int64_t, float*, float*);
+  void (*mean)(const float*, int64_t, int64_t, const float*, float*);
+};
+
+#define S4OP_BLOCK_OPS(SUFFIX, TARGET)                                                                              \
+  TARGET void norm_##SUFFIX(const float* x, float* o, int64_t H, int64_t L, const float* w, const float* b, float e, \
+                            float* s) {                                                                             \
+    layer_norm_body(x, o, H, L, w, b, e, s);                                                                        \
+  }                                                                                                                 \
+  TARGET void affine_##SUFFIX(const float* x, float* o, int64_t H, int64_t L, const float* s, const float* t) {     \
+    affine_body(x, o, H, L, s, t);                                                                                  \
+  }                                                                                                                 \
+  TARGET void encode_##SUFFIX(const float* u, const float* W, const float* b, int64_t H, int64_t L, int64_t C,      \
+                              float* o, float* ut) {                                                                \
+    encode_body(u, W, b, H, L, C, o, ut);                                                                           \
+  }                                                                                                                 \
+  TARGET void mean_##SUFFIX(const float* x, int64_t H, int64_t L, const float* m, float* o) {                       \
+    mean_body(x, H, L, m, o);                                                                                       \
+  }
+
+S4OP_BLOCK_OPS(scalar, )
+#if S4OP_SIMD_X86
+S4OP_BLOCK_OPS(avx2, S4OP_TARGET_AVX2)
+S4OP_BLOCK_OPS(avx512, S4OP_TARGET_AVX512)
+#endif
+#undef S4OP_BLOCK_OPS
+
+SimdPath ops_path() {
+  static const SimdPath path = simd::widest_supported({SimdPath::kAVX2, SimdPath::kAVX512});
+  return path;
+}
+
+const Ops& ops() {
+  static const Ops table = [] {
+    switch (ops_path()) {
+#if S4OP_SIMD_X86
+      case SimdPath::kAVX512:
+        return Ops{&norm_avx512, &affine_avx512, &encode_avx512, &mean_avx512};
+      case SimdPath::kAVX2:
+        return Ops{&norm_avx2, &affine_avx2, &encode_avx2, &mean_avx2};
+#endif
+      default:
+        return Ops{&norm_scalar, &affine_scalar, &encode_scalar, &mean_scalar};
+    }
+  }();
+  return table;
+}
+
+}  // namespace
+
+void channel_layer_norm_f32(const float* x, float* out, int64_t H, int64_t L, const float* weight, const float* bias,
+                            float eps, float* stats) {
+  ops().norm(x, out, H, L, weight, bias, eps, stats);
+}
+
+void channel_affine_f32(const float* x, float* out, int64_t H, int64_t L, const float* scale, const float* shift) {
+  ops().affine(x, out, H, L, scale, shift);
+}
+
+void linear_encode_f32(const float* u, const float* W, const float* bias, int64_t H, int64_t L, int64_t C, float* out,
+                       float* ut) {
+  ops().encode(u, W, bias, H, L, C, out, ut);
+}
+
+void masked_mean_f32(const float* x, int64_t H, int64_t L, const float* mask, float* out) {
+  ops().mean(x, H, L, mask, out);
+}
+
+const char* block_ops_isa() { return simd_path_name(ops_path()); }
+
+}  // namespace s4op::cpu

@@ -214,6 +214,23 @@ def export_model(model: nn.Module, info, path: PathLike, *, max_len: Optional[in
     return footprint(path)
 
 
+def export_checkpoint(checkpoint: PathLike, path: PathLike, *, max_len: Optional[int] = None,
+                      batch: int = 1) -> dict[str, dict[str, Any]]:
+    """``s4op export``: the checkpoint ``save_checkpoint`` wrote (its stem, weights or sidecar path; read through
+    the verified loader) as a runtime model file at ``path``.  ``max_len`` defaults to the checkpoint's task
+    length.  Returns ``{"pruned": footprint, "dense": footprint of the unpruned model of the same architecture}``
+    at ``batch``."""
+    from s4op_kernels.checkpoint import load_checkpoint
+
+    batch = check_int(batch, "batch", func="export_checkpoint", minimum=1)
+    model, meta = load_checkpoint(checkpoint)
+    if meta.task_info is None:
+        raise ValueError(f"export_checkpoint({checkpoint}): the checkpoint records no task (TaskInfo); save it with "
+                         "task_info=")
+    export_model(model.eval(), meta.task_info, path, max_len=max_len)
+    return {"pruned": footprint(path, batch=batch), "dense": footprint(path, batch=batch, dense=True)}
+
+
 # ---------------------------------------------------------------------------------------------- reading
 def read_model_file(path: PathLike) -> dict[str, np.ndarray]:
     """The entries of a model file, checked as the C++ loader checks them (magic, version, size, CRC-32,
@@ -326,5 +343,6 @@ def _fft_size(L: int) -> int:
     return fft_size(L)
 
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "SUFFIX", "ModelFileError", "decode", "encode", "export_model", "footprint",
+__all__ = ["FORMAT_VERSION", "MAGIC", "SUFFIX", "ModelFileError", "decode", "encode", "export_checkpoint",
+           "export_model", "footprint",
            "model_entries", "read_model_file"]

@@ -342,7 +342,7 @@ class PrunableSSMLayer(nn.Module):
             W, b = _module_tensor(mixer, "weight"), _module_tensor(mixer, "bias")
             needs_grad = torch.is_grad_enabled() and (W.requires_grad or b.requires_grad)
             B, H, L = u.shape
-            method, key = _mixing.lookup(B, H, L, u.dtype, u.device, needs_grad)
+            method, key = _mixing.lookup(B, H, L, u.dtype, u.is_cpu, needs_grad)
             weights = self._mixing_weights(W, b, needs_grad)
             if method is None:  # auto, and this shape class is not timed yet: time the methods on this call
                 y = _mixing.measure(key, weights, self._ssm(u, activation="gelu", append_ones=True))

@@ -15,7 +15,7 @@ exactly that map by a different library path; the results differ only by roundin
 
 Which is fastest depends on the CPU and its BLAS: on an AMD Zen 5 MKL's GEMM ran at about a third of
 oneDNN's 1x1 convolution, on an Intel Xeon the order was reversed (benchmarks/RESULTS.md).  So the method is
-chosen once per (device, dtype, thread count, H, B == 1, B*L rounded up to a power of two) by timing the
+chosen once per (dtype, thread count, H, B == 1, B*L rounded up to a power of two) on the CPU by timing the
 candidates on the first call's own tensors (interleaved rounds, medians, about 3-7 calls each), cached for
 the process, and reported by ``python -m s4op_kernels.info``.  The environment variable ``S4OP_MIXING``
 (``auto``, the default, or one of :data:`METHODS`) forces one.
@@ -148,46 +148,61 @@ def mix(method: str, weights: MixWeights, y: torch.Tensor) -> torch.Tensor:
 _lock = threading.Lock()
 _choices: dict[tuple, str] = {}
 _timings: dict[tuple, dict[str, float]] = {}  # key -> method -> median seconds
-_env_parsed: tuple[Optional[str], Optional[str]] = (None, None)  # (raw value, parsed method or None = auto)
+_env_parsed: tuple[object, Optional[str]] = (None, None)  # (raw value, parsed method or None = auto)
+
+
+def _environ_lookup() -> Callable[[], object]:
+    """A reader of ``S4OP_MIXING``'s raw value: os.environ's own dict where CPython has one (this runs on
+    every inference forward, and ``os.environ.get`` of an unset name costs about a microsecond: it raises
+    and catches a KeyError), else ``os.environ.get``."""
+    data, encode = getattr(os.environ, "_data", None), getattr(os.environ, "encodekey", None)
+    if isinstance(data, dict) and callable(encode):
+        key = encode(ENV_VAR)
+        return lambda: data.get(key)
+    return lambda: os.environ.get(ENV_VAR)
+
+
+_raw_env = _environ_lookup()
 
 
 def override() -> Optional[str]:
     """The method ``S4OP_MIXING`` forces, or None for ``auto`` (unset or empty).  A bad value raises
     ValueError naming the variable and the choices."""
     global _env_parsed
-    raw = os.environ.get(ENV_VAR)
+    raw = _raw_env()
     if raw == _env_parsed[0]:
         return _env_parsed[1]
-    value = (raw or "").strip().lower()
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    value = (text or "").strip().lower()
     if value in ("", "auto"):
         parsed = None
     elif value in METHODS:
         parsed = value
     else:
         raise ValueError(
-            f"environment variable {ENV_VAR}={raw!r} is not a mixing method; expected one of "
+            f"environment variable {ENV_VAR}={text!r} is not a mixing method; expected one of "
             f"auto, {', '.join(METHODS)} (or leave it unset for auto)")
     _env_parsed = (raw, parsed)
     return parsed
 
 
-def shape_key(B: int, H: int, L: int, dtype: torch.dtype, device: torch.device) -> tuple:
-    """The class of problems one choice serves: (device type, dtype, threads, H, B == 1, ceil(log2(B*L)))."""
-    return (device.type, dtype, torch.get_num_threads(), H, B == 1, (B * L - 1).bit_length())
+def shape_key(B: int, H: int, L: int, dtype: torch.dtype) -> tuple:
+    """The class of CPU problems one choice serves: (dtype, threads, H, B == 1, ceil(log2(B*L)))."""
+    return (dtype, torch.get_num_threads(), H, B == 1, (B * L - 1).bit_length())
 
 
-def lookup(B: int, H: int, L: int, dtype: torch.dtype, device: torch.device,
+def lookup(B: int, H: int, L: int, dtype: torch.dtype, on_cpu: bool,
            needs_grad: bool) -> tuple[Optional[str], Optional[tuple]]:
-    """(method, None) for a forward of y (B, H, L), or (None, key) when ``auto`` has not timed this key yet:
-    then run :func:`measure` with that key."""
+    """(method, None) for a forward of y (B, H, L) (``on_cpu``: ``y.is_cpu``), or (None, key) when ``auto``
+    has not timed this key yet: then run :func:`measure` with that key."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return DEFAULT, None
     forced = override()
     if forced is not None:
         return forced, None
-    if needs_grad or device.type != "cpu" or 2 * H * (H + 1) * B * L < _MIN_TIMED_MACS:  # B = 0 included
+    if needs_grad or 2 * H * (H + 1) * B * L < _MIN_TIMED_MACS or not on_cpu:  # B = 0 included
         return DEFAULT, None
-    key = shape_key(B, H, L, dtype, device)
+    key = (dtype, torch.get_num_threads(), H, B == 1, (B * L - 1).bit_length())  # shape_key, inlined
     method = _choices.get(key)
     return (method, None) if method is not None else (None, key)
 
@@ -235,8 +250,8 @@ def choices() -> list[dict]:
 
 
 def _describe(key: tuple, method: str, medians: dict[str, float]) -> dict:
-    device, dtype, threads, H, b1, bits = key
-    return {"device": device, "dtype": str(dtype).replace("torch.", ""), "threads": threads, "H": H,
+    dtype, threads, H, b1, bits = key
+    return {"device": "cpu", "dtype": str(dtype).replace("torch.", ""), "threads": threads, "H": H,
             "batch": "1" if b1 else ">1", "B*L": f"({2 ** (bits - 1) if bits else 0}, {2 ** bits}]",
             "method": method, "median_us": {m: round(t * 1e6, 1) for m, t in medians.items()}}
 
@@ -264,7 +279,7 @@ def measure_shape(B: int, H: int, L: int, dtype: torch.dtype = torch.float32, se
         Wb = torch.randn(2 * H, H + 1, generator=g, dtype=dtype) / (H ** 0.5)
         y1 = torch.randn(B, H + 1, L, generator=g, dtype=dtype)
         y1[:, H] = 1.0
-        key = shape_key(B, H, L, dtype, torch.device("cpu"))
+        key = shape_key(B, H, L, dtype)
         measure(key, MixWeights(folded=Wb), y1)
     with _lock:
         return _describe(key, _choices[key], _timings.get(key, {}))

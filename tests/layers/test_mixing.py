@@ -208,7 +208,7 @@ def test_the_default_runs_untimed_with_autograd_on_small_problems_and_while_comp
     # While tracing or compiling the graph must not depend on a timing or the environment: gemm.
     monkeypatch.setenv(_mixing.ENV_VAR, "not-a-method")
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    assert _mixing.lookup(1, 5, 12, torch.float32, torch.device("cpu"), False) == ("gemm", None)
+    assert _mixing.lookup(1, 5, 12, torch.float32, True, False) == ("gemm", None)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -59,8 +59,8 @@ def mixing_info() -> dict[str, str]:
                          "them); `python -m s4op_kernels.info --mixing` times the benchmark shapes")
     for c in chosen:
         what = f"{c['dtype']} {c['threads']} threads H={c['H']} B={c['batch']} B*L in {c['B*L']}"
-        times = ", ".join(f"{m} {t:.0f} us" for m, t in sorted(c["median_us"].items(), key=lambda kv: kv[1]))
-        out[what] = f"{c['method']}" + (f"  (medians: {times})" if times else "")
+        times = ", ".join(f"{m} {t:.0f} us" for m, t in sorted(c["time_us"].items(), key=lambda kv: kv[1]))
+        out[what] = f"{c['method']}" + (f"  (timed: {times})" if times else "")
     return out
 
 

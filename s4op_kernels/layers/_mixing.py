@@ -16,7 +16,8 @@ exactly that map by a different library path; the results differ only by roundin
 Which is fastest depends on the CPU and its BLAS: on an AMD Zen 5 MKL's GEMM ran at about a third of
 oneDNN's 1x1 convolution, on an Intel Xeon the order was reversed (benchmarks/RESULTS.md).  So the method is
 chosen once per (dtype, thread count, H, B == 1, B*L rounded up to a power of two) on the CPU by timing the
-candidates on the first call's own tensors (interleaved rounds, medians, about 3-7 calls each), cached for
+candidates on the first call's own tensors (interleaved rounds, 3-9 calls each, compared by their lower
+quartile), cached for
 the process, and reported by ``python -m s4op_kernels.info``.  The environment variable ``S4OP_MIXING``
 (``auto``, the default, or one of :data:`METHODS`) forces one.
 
@@ -45,15 +46,19 @@ NEEDS_ONES = {"gemm": True, "conv1d": False, "linear": False, "baddbmm": False}
 
 # The timing run: one untimed call of each method (oneDNN builds its primitive on the first call), then
 # rounds in rotating order until at least _MIN_ROUNDS are done and _BUDGET_S is spent, at most _MAX_ROUNDS.
+# Each method's time is the lower quartile of its calls, not the median: on a shared machine the delays are
+# additive and frequent (with 2 threads on 2 busy cores, most calls of a 2-thread op wait for a descheduled
+# thread): at load 8 on 2 cores, in 5 fresh timings of B=1 H=128 L=4096, the median picked 3 different
+# methods, the lower quartile the same one 4 times (issue 13).
 _MIN_ROUNDS = 3
-_MAX_ROUNDS = 7
+_MAX_ROUNDS = 9
 _BUDGET_S = 0.02
 # Problems below this many multiply-adds (2H (H + 1) B L) run the default untimed.  They take a few
 # microseconds by any route, so a timing would measure dispatch noise; and at such sizes (H of 1 or 2) the
 # folded GEMM is also the most accurate route: it adds the bias inside its FMA chain, where the others round
 # W y first, which shows when b cancels W y (H = 1: a normwise error of 2e-4 in float32 against 5e-7).
 _MIN_TIMED_MACS = 1 << 16
-# The default is kept unless another method's median is this much faster: timings on a shared machine are
+# The default is kept unless another method's time is this much shorter: timings on a shared machine are
 # noisy, and a flip that gains a few percent is not worth a choice that may differ between runs.
 _KEEP_DEFAULT_WITHIN = 0.05
 
@@ -147,7 +152,7 @@ def mix(method: str, weights: MixWeights, y: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------- the choice
 _lock = threading.Lock()
 _choices: dict[tuple, str] = {}
-_timings: dict[tuple, dict[str, float]] = {}  # key -> method -> median seconds
+_timings: dict[tuple, dict[str, float]] = {}  # key -> method -> lower-quartile seconds
 _env_parsed: tuple[object, Optional[str]] = (None, None)  # (raw value, parsed method or None = auto)
 
 
@@ -227,33 +232,33 @@ def measure(key: tuple, weights: MixWeights, y1: torch.Tensor) -> torch.Tensor:
                 times[m].append(time.perf_counter() - t0)
             if r + 1 >= _MIN_ROUNDS and time.perf_counter() - start > _BUDGET_S:
                 break
-        medians = {m: _median(t) for m, t in times.items()}
-        best = min(METHODS, key=medians.__getitem__)
-        if medians[DEFAULT] <= medians[best] * (1.0 + _KEEP_DEFAULT_WITHIN):
+        quartiles = {m: _lower_quartile(t) for m, t in times.items()}
+        best = min(METHODS, key=quartiles.__getitem__)
+        if quartiles[DEFAULT] <= quartiles[best] * (1.0 + _KEEP_DEFAULT_WITHIN):
             best = DEFAULT
-        _timings[key] = medians
+        _timings[key] = quartiles
         _choices[key] = best
         return outputs[best]
 
 
-def _median(values: list[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+def _lower_quartile(values: list[float]) -> float:
+    """The ((n - 1) // 4)-th smallest of n values: the least of 3-6 calls, the second least of 7-9."""
+    return sorted(values)[(len(values) - 1) // 4]
 
 
 def choices() -> list[dict]:
     """What ``auto`` chose in this process so far, one dict per key: device, dtype, threads, H, batch
-    (``"1"`` or ``">1"``), B*L range, the method and each method's median time in microseconds."""
+    (``"1"`` or ``">1"``), B*L range, the method and each method's time in microseconds (the lower quartile
+    of its timed calls)."""
     with _lock:
         return [_describe(k, m, _timings.get(k, {})) for k, m in _choices.items()]
 
 
-def _describe(key: tuple, method: str, medians: dict[str, float]) -> dict:
+def _describe(key: tuple, method: str, times: dict[str, float]) -> dict:
     dtype, threads, H, b1, bits = key
     return {"device": "cpu", "dtype": str(dtype).replace("torch.", ""), "threads": threads, "H": H,
             "batch": "1" if b1 else ">1", "B*L": f"({2 ** (bits - 1) if bits else 0}, {2 ** bits}]",
-            "method": method, "median_us": {m: round(t * 1e6, 1) for m, t in medians.items()}}
+            "method": method, "time_us": {m: round(t * 1e6, 1) for m, t in times.items()}}
 
 
 def reset() -> None:

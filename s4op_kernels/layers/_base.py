@@ -347,7 +347,8 @@ class PrunableSSMLayer(nn.Module):
             if method is None:  # auto, and this shape class is not timed yet: time the methods on this call
                 y = _mixing.measure(key, weights, self._ssm(u, activation="gelu", append_ones=True))
             else:
-                y = _mixing.mix(method, weights, self._ssm(u, activation="gelu", append_ones=_mixing.NEEDS_ONES[method]))
+                y = self._ssm(u, activation="gelu", append_ones=_mixing.NEEDS_ONES[method])
+                y = _mixing.mix(method, weights, y)
         else:
             if fuse_gelu:
                 y = self._ssm(u, activation="gelu")

@@ -145,7 +145,8 @@ def mix(method: str, weights: MixWeights, y: torch.Tensor) -> torch.Tensor:
     try:
         fn = _FUNCS[method]
     except KeyError:
-        raise ValueError(f"mix(method): unknown mixing method {method!r}; expected one of {', '.join(METHODS)}") from None
+        raise ValueError(
+            f"mix(method): unknown mixing method {method!r}; expected one of {', '.join(METHODS)}") from None
     return fn(weights, y)
 
 

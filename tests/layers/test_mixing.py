@@ -204,6 +204,7 @@ def test_the_default_runs_untimed_with_autograd_on_small_problems_and_while_comp
     with torch.no_grad():
         assert layer(make_input(0, 5, 12, 5))[0].shape == (0, 5, 12)
         layer(make_input(1, 5, 12, 5))  # 720 multiply-adds: too small to time
+        layer.train()(make_input(1, 5, 4000, 5))  # training: the module's own mixing path, never timed
     assert calls == ["gemm", "gemm"] and _mixing.choices() == []
     # While tracing or compiling the graph must not depend on a timing or the environment: gemm.
     monkeypatch.setenv(_mixing.ENV_VAR, "not-a-method")

@@ -179,6 +179,50 @@ def test_the_auto_choice_is_a_method_made_once_per_key(monkeypatch):
         assert torch.equal(layer.float()(u)[0], first)
 
 
+class _FakeClock:
+    """A clock that only the fake methods advance: each call costs what ``cost(method, call number)`` says."""
+
+    def __init__(self, cost):
+        self.now, self.cost, self.calls = 0.0, cost, {}
+
+    def perf_counter(self):
+        return self.now
+
+    def method(self, name):
+        def run(w, y):
+            n = self.calls[name] = self.calls.get(name, 0) + 1
+            self.now += self.cost(name, n)
+            return torch.full((1, 1, 1), float(METHODS.index(name)))
+        return run
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("conv1d twice as fast", "conv1d"),
+    ("conv1d 3 % faster", "gemm"),  # within 5 %: the default stays
+    ("conv1d fast in a third of the rounds", "gemm"),  # a low quartile from noise: beaten in most rounds
+    ("baddbmm fast in most rounds", "baddbmm"),
+])
+def test_the_timing_rule(case, expected, monkeypatch):
+    # The decision alone, on a fake clock: the lower quartile wins, unless the default is within 5 % of it or
+    # the winner lost to the default in more than a third of the paired rounds.
+    def cost(name, n):  # call 1 is the untimed warm-up
+        if case == "conv1d twice as fast":
+            return 1.0 if name == "conv1d" else 2.0
+        if case == "conv1d 3 % faster":
+            return 0.97 if name == "conv1d" else 1.0 if name == "gemm" else 3.0
+        if case == "conv1d fast in a third of the rounds":
+            return (0.5 if n % 3 == 0 else 1.5) if name == "conv1d" else 1.0 if name == "gemm" else 3.0
+        return (0.5 if n % 4 else 1.5) if name == "baddbmm" else 1.0 if name == "gemm" else 3.0
+    clock = _FakeClock(cost)
+    monkeypatch.setattr(_mixing, "time", clock)
+    for name in METHODS:
+        monkeypatch.setitem(_mixing._FUNCS, name, clock.method(name))
+    Wb = torch.zeros(4, 3)
+    out = _mixing.measure(("test",), _mixing.MixWeights(folded=Wb), torch.ones(1, 3, 1))
+    assert _mixing._choices[("test",)] == expected and out.item() == METHODS.index(expected)
+    assert min(clock.calls.values()) == max(clock.calls.values()) >= 1 + _mixing._MIN_ROUNDS
+
+
 def test_the_auto_choice_is_per_thread_count(monkeypatch):
     threads = torch.get_num_threads()
     layer = make_s4d(16, 4, 4)

@@ -58,7 +58,8 @@ def mixing_info() -> dict[str, str]:
         out["chosen"] = ("none timed in this process yet (the first inference forward of each shape class times "
                          "them); `python -m s4op_kernels.info --mixing` times the benchmark shapes")
     for c in chosen:
-        what = f"{c['dtype']} {c['threads']} threads H={c['H']} B={c['batch']} B*L in {c['B*L']}"
+        batch = "B=1" if c["batch"] == "1" else "B>1"
+        what = f"{c['dtype']} {c['threads']} threads H={c['H']} {batch} B*L in {c['B*L']}"
         times = ", ".join(f"{m} {t:.0f} us" for m, t in sorted(c["time_us"].items(), key=lambda kv: kv[1]))
         out[what] = f"{c['method']}" + (f"  (timed: {times})" if times else "")
     return out

@@ -341,7 +341,7 @@ def test_info_reports_the_override_and_the_choices(monkeypatch):
     entry = _mixing.measure_shape(3, 8, 20, torch.float64)
     assert entry["method"] in METHODS and entry["dtype"] == "float64" and entry["batch"] == ">1"
     report = info.collect()["output_mixing"]
-    line = [v for k, v in report.items() if k.startswith("float64") and "H=8 B=>1 B*L in (32, 64]" in k]
+    line = [v for k, v in report.items() if k.startswith("float64") and "H=8 B>1 B*L in (32, 64]" in k]
     assert len(line) == 1 and line[0].split()[0] == entry["method"] and "(timed: " in line[0]
 
 
@@ -349,7 +349,7 @@ def test_info_command_times_the_mixing_when_asked(tmp_path):
     r = subprocess.run([sys.executable, "-m", "s4op_kernels.info", "--mixing"], capture_output=True, text=True,
                        timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    for shape in ("H=256 B=1 B*L in (2048, 4096]", "H=128 B=>1 B*L in (4096, 8192]", "H=32 B=1 B*L in (128, 256]"):
+    for shape in ("H=256 B=1 B*L in (2048, 4096]", "H=128 B>1 B*L in (4096, 8192]", "H=32 B=1 B*L in (128, 256]"):
         lines = [ln for ln in r.stdout.splitlines() if shape in ln]
         assert len(lines) == 1 and re.search(r"  (gemm|conv1d|linear|baddbmm)  \(timed: ", lines[0]), r.stdout
 

@@ -13,19 +13,18 @@ exactly that map by a different library path; the results differ only by roundin
   then one copy back to (B, H, L).
 - ``baddbmm``: ``baddbmm(b, W, y)``, MKL's GEMM after the bias is broadcast into the output.
 
-Which is fastest depends on the CPU and its BLAS: on an AMD Zen 5 MKL's GEMM ran at about a third of
-oneDNN's 1x1 convolution, on an Intel Xeon the order was reversed (benchmarks/RESULTS.md).  So the method is
-chosen once per (dtype, thread count, H, B == 1, B*L rounded up to a power of two) on the CPU by timing the
-candidates on the first call's own tensors (interleaved rounds, 3-9 calls each, compared by their lower
-quartile), cached for
-the process, and reported by ``python -m s4op_kernels.info``.  The environment variable ``S4OP_MIXING``
-(``auto``, the default, or one of :data:`METHODS`) forces one.
+Which is fastest depends on the CPU and its BLAS: on an AMD EPYC Zen 5 (2 threads) MKL's GEMM ran at about
+150 GFLOP/s at B=1 H=256 L=4096 and oneDNN's 1x1 convolution was much faster; on an Intel Xeon the order was
+reversed (issue 13).  So the method is chosen once per (dtype, thread count, H, B == 1, B*L rounded up to a
+power of two) on the CPU, by timing the methods on the first call's own tensors (interleaved rounds, 3-9
+calls each, compared by their lower quartile; the default stays unless another is 5 % faster and beat it in
+2/3 of the rounds), cached for the process, and reported by ``python -m s4op_kernels.info``.  The
+environment variable ``S4OP_MIXING`` (``auto``, the default, or one of :data:`METHODS`) forces one.
 
 Never timed: while tracing or compiling (torch.jit.trace, torch.compile, torch.export), where autograd needs
 the mixing weights' gradient, off the CPU, and for problems under 65536 multiply-adds (an empty batch
-included: see ``_MIN_TIMED_MACS``).  There ``gemm`` runs unless
-``S4OP_MIXING`` names a method (except while tracing or compiling, where a graph must not depend on the
-environment: always ``gemm``).
+included: see ``_MIN_TIMED_MACS``).  There ``gemm`` runs unless ``S4OP_MIXING`` names a method (except
+while tracing or compiling, where a graph must not depend on the environment: always ``gemm``).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def test_info_command_prints_build_and_runtime_facts(tmp_path):
     # cwd outside the source tree: `python -m` puts the cwd first on sys.path.
     r = subprocess.run([sys.executable, "-m", "s4op_kernels.info"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    for word in ("torch", "backends", "simd", "threading", "triton", "compiler"):
+    for word in ("torch", "backends", "simd", "threading", "triton", "compiler", "output_mixing", "S4OP_MIXING"):
         assert word in r.stdout
     r = subprocess.run(["s4op", "info"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0 and "simd" in r.stdout

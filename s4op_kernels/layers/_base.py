@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from s4op_kernels._validate import check_float
+from s4op_kernels.layers import _mixing
 from s4op_kernels.layers._snapshot import TensorSnapshot
 from s4op_kernels.ops import sparse_fftconv
 
@@ -40,7 +41,7 @@ class PrunableSSMLayer(nn.Module):
         self._compact = False  # True: SSM tensors hold only the active rows, in order
         self._device_index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._conv_cache: dict[tuple, tuple[TensorSnapshot, tuple]] = {}  # key -> (sources, _conv_args)
-        self._folded_cache: Optional[tuple[TensorSnapshot, torch.Tensor]] = None  # (sources, _folded_weights)
+        self._folded_cache: Optional[tuple[TensorSnapshot, _mixing.MixWeights]] = None  # (sources, _mixing_weights)
 
     # ------------------------------------------------------------------ pruning
     @property
@@ -335,10 +336,19 @@ class PrunableSSMLayer(nn.Module):
                      and (drop_in is None or not drop_in.training or type(drop_in) is nn.Identity))
         mixer = self._gemm_mixer() if fuse_gelu and not self.training and not drop_out.training else None
         if mixer is not None and _module_tensor(mixer, "bias") is not None:
-            # Inference: GELU fused into the convolution's row loop, which also writes a channel of ones
-            # after the H channels, so the GEMM adds the bias itself (no separate broadcast-and-add pass).
-            y = self._ssm(u, activation="gelu", append_ones=True)  # (B, H + 1, L)
-            y = nn.functional.glu(torch.matmul(self._folded_weights(mixer), y), dim=-2)
+            # Inference: GELU fused into the convolution's row loop; the mixing + GLU by the method chosen
+            # for this machine and shape class (layers/_mixing.py).  For the folded GEMM the same row loop
+            # writes a channel of ones after the H channels, so the GEMM adds the bias itself.
+            W, b = _module_tensor(mixer, "weight"), _module_tensor(mixer, "bias")
+            needs_grad = torch.is_grad_enabled() and (W.requires_grad or b.requires_grad)
+            B, H, L = u.shape
+            method, key = _mixing.lookup(B, H, L, u.dtype, u.is_cpu, needs_grad)
+            weights = self._mixing_weights(W, b, needs_grad)
+            if method is None:  # auto, and this shape class is not timed yet: time the methods on this call
+                y = _mixing.measure(key, weights, self._ssm(u, activation="gelu", append_ones=True))
+            else:
+                y = self._ssm(u, activation="gelu", append_ones=_mixing.NEEDS_ONES[method])
+                y = _mixing.mix(method, weights, y)
         else:
             if fuse_gelu:
                 y = self._ssm(u, activation="gelu")
@@ -352,9 +362,10 @@ class PrunableSSMLayer(nn.Module):
 
     def _mix(self, y: torch.Tensor) -> torch.Tensor:
         """The output mixing of y: (B, H, L).  When it is a linear map + GLU over channels (the reference's
-        Conv1d(H, 2H, 1) or Linear(H, 2H), then GLU) it runs as one batched GEMM with the bias folded in: the
-        same parameters and result, but oneDNN's 1x1 convolution is several times slower than MKL's GEMM on
-        CPU (benchmarks/RESULTS.md).  Anything else (a replaced module, hooks) runs as is."""
+        Conv1d(H, 2H, 1) or Linear(H, 2H), then GLU) it runs as one batched MKL GEMM (``baddbmm``): the same
+        parameters and result on every machine, for training and the plain path (the inference fast path in
+        :meth:`forward` picks the fastest route per machine instead: layers/_mixing.py).  Anything else (a
+        replaced module, hooks) runs as is."""
         mixer = self._gemm_mixer()
         if mixer is None:
             return self._mix_module(y)
@@ -366,21 +377,24 @@ class PrunableSSMLayer(nn.Module):
             z = torch.baddbmm(b.view(1, -1, 1), W.expand(y.shape[0], -1, -1), y)  # (B, 2H, L)
         return torch.nn.functional.glu(z, dim=-2)
 
-    def _folded_weights(self, mixer: nn.Module) -> torch.Tensor:
-        """[W | b] (2H, H + 1) of the output mixing, for a GEMM against [y; 1]; cached like _conv_args."""
-        W, b = _module_tensor(mixer, "weight"), _module_tensor(mixer, "bias")
-        if torch.is_grad_enabled() and (W.requires_grad or b.requires_grad):
-            return torch.cat([W.reshape(W.shape[0], -1), b.unsqueeze(1)], dim=1)
+    def _mixing_weights(self, W: torch.Tensor, b: torch.Tensor, needs_grad: bool) -> _mixing.MixWeights:
+        """The output mixing's weight W (2H, H[, 1]) and bias b (2H,) in the forms the mixing methods read
+        (``folded`` [W | b] (2H, H + 1), ``separate()``); cached like _conv_args, unless autograd needs their
+        gradient (then views of the parameters themselves)."""
+        if needs_grad:
+            return _mixing.MixWeights.from_params(W, b)
         hit = self._folded_cache
         if hit is not None and hit[0].matches((W, b)):
             return hit[1]
         # [W | b] is itself the copy the snapshot keeps (made in one pass, before anything is derived from it):
-        # no second copy of W, and the check reads the matrix the GEMM reads next.
+        # no second copy of W, and the check reads the matrix the GEMM reads next.  The separate (W, b) that
+        # some methods read is derived from it on first use, so this one check covers every form.
         with torch.inference_mode(False), torch.no_grad():
             Wb = torch.cat([W.detach().reshape(W.shape[0], -1), b.detach().unsqueeze(1)], dim=1)  # (2H, H + 1)
         H = Wb.shape[1] - 1
-        self._folded_cache = (TensorSnapshot((W, b), copies=(Wb[:, :H].view(W.shape), Wb[:, H])), Wb)
-        return Wb
+        weights = _mixing.MixWeights(folded=Wb)
+        self._folded_cache = (TensorSnapshot((W, b), copies=(Wb[:, :H].view(W.shape), Wb[:, H])), weights)
+        return weights
 
     def _ssm(self, u: torch.Tensor, activation: str = "none", append_ones: bool = False) -> torch.Tensor:
         """The SSM part: u (B, H, L) -> y (B, H, L), followed by GELU if ``activation="gelu"``; with

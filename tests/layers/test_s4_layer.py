@@ -59,7 +59,9 @@ def test_matches_the_dense_float64_recurrence(shape, prune, dtype, backend):
     layer = _layer(H, N, dtype, sd)
     active = torch.randperm(H, generator=torch.Generator().manual_seed(1))[: H - int(round(prune * H))]
     layer.set_active_channels(active)
-    u = torch.randn(B, H, L, dtype=dtype)
+    # Seeded: at H = 1, L = 1 a draw whose mixing output cancels to near zero makes the normwise error of any
+    # float32 route large (2e-4) against its tiny reference; the global generator's state varied with test order.
+    u = torch.randn(B, H, L, dtype=dtype, generator=torch.Generator().manual_seed(B * 1000 + H * 10 + L))
     with s4op_kernels.use_backend(backend), torch.no_grad():
         y, state = layer(u)
     assert state is None and y.dtype == dtype

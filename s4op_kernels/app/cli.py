@@ -398,6 +398,38 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write a checkpoint as a model file for the torch-free runtime (s4op-infer)",
+                       description="Write the checkpoint that save_checkpoint wrote (a run folder's baseline or "
+                                   "rate_<r>: PATH of PATH.safetensors + PATH.json) as a .s4m model file for the "
+                                   "C++ runtime, and print its size and footprint, pruned vs the dense model.")
+    p.add_argument("checkpoint", help="checkpoint path (stem, .safetensors or .json)")
+    p.add_argument("-o", "--output", required=True, help="the model file to write (e.g. model.s4m)")
+    p.add_argument("--max-len", type=_count(1), default=None,
+                   help="the longest input the runtime will get (default: the checkpoint's task length)")
+    p.add_argument("--batch", type=_count(1), default=1, help="batch size of the footprint figures (default 1)")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from s4op_kernels.export import export_checkpoint
+
+    out = args.output
+    if os.path.isdir(out):
+        raise _UsageError(f"--output {out} is a folder; give a file name such as {os.path.join(out, 'model.s4m')}")
+    res = export_checkpoint(args.checkpoint, out, max_len=args.max_len, batch=args.batch)
+    p, d = res["pruned"], res["dense"]
+    print(f"wrote {out}: {p['file_bytes']:,} bytes; {p['active_channels']} of {p['channels']} SSM operators active; "
+          f"kernels up to L = {p['max_len']}")
+    print(f"{'':28}{'pruned':>14}{'dense':>14}")
+    for key, label in (("file_bytes", "file"), ("weight_bytes", "weights in memory"),
+                       ("spectra_bytes", "kernel spectra (at load)"), ("activation_bytes", f"activations (batch {p['batch']})")):
+        print(f"{label:28}{p[key]:>14,}{d[key]:>14,}")
+    total_p = p["weight_bytes"] + p["spectra_bytes"] + p["activation_bytes"]
+    total_d = d["weight_bytes"] + d["spectra_bytes"] + d["activation_bytes"]
+    print(f"{'footprint':28}{total_p:>14,}{total_d:>14,}  ({total_p / total_d:.0%} of dense)")
+    return 0
+
+
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -414,6 +446,7 @@ _COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "run": (_add_run, _cmd_run),
     "report": (_add_report, _cmd_report),
     "compare": (_add_compare, _cmd_compare),
+    "export": (_add_export, _cmd_export),
 }
 
 

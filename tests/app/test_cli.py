@@ -201,3 +201,34 @@ def test_train_with_model_s4_trains_the_configs_s4_twin(monkeypatch, tmp_path, c
     model, meta = load_checkpoint(out / "model")
     assert meta.config.name == "ecg-embedded-s4" and meta.config.layer == "s4" and meta.config.epochs == 1
     assert all(isinstance(layer, S4Layer) for layer in ssm_layers(model))
+
+
+def test_export_writes_a_runtime_model_of_the_checkpoint_and_prints_its_footprint(tmp_path, capsys):
+    import numpy as np
+
+    from s4op_kernels import runtime
+    from s4op_kernels.checkpoint import save_checkpoint
+    from s4op_kernels.models import build_model, get_config
+
+    info = TaskInfo("ecg-synthetic", 6, 64, multilabel=True, in_channels=2)
+    config = get_config("ecg-embedded").replace(n_layers=2, d_model=8, d_state=4)
+    model = build_model(config, info, seed=0).eval()
+    for layer in model.ssm_layers():
+        layer.set_active_channels([0, 5])
+    save_checkpoint(tmp_path / "rate_75", model, config=config, task_info=info)
+    out = tmp_path / "m.s4m"
+    assert cli.main(["export", str(tmp_path / "rate_75"), "-o", str(out), "--batch", "2"]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {out}" in text and "4 of 16 SSM operators active" in text and "kernels up to L = 64" in text
+    assert "activations (batch 2)" in text and "of dense)" in text
+    x = torch.randn(2, 64, 2)
+    with torch.no_grad():
+        np.testing.assert_allclose(runtime.load(out, max_batch=2)(x), model(x).numpy(), atol=1e-5)
+    # errors: a missing checkpoint (status 1), a folder as output and a bad --max-len (usage, status 2)
+    assert cli.main(["export", str(tmp_path / "nothing"), "-o", str(out)]) == 1
+    assert "nothing" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path / "rate_75"), "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["export", str(tmp_path / "rate_75"), "-o", str(out), "--max-len", "0"])
+    assert exc.value.code == 2

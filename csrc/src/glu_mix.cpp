@@ -40,17 +40,48 @@ S4OP_INLINE float glu_scalar(float a, float g) {
   return a / (1.f + p * two_n);
 }
 
+// The same on a vector of lanes (GNU vector arithmetic; the exponent bits through an int vector of the
+// same width), so the epilogue runs on the accumulators while they are in registers.
+// (Vectors pass by reference, as in simd.h: a wide vector in a default-target signature changes the ABI.)
+template <class VT>
+S4OP_INLINE void glu_vec(typename VT::V& out, const typename VT::V& a, const typename VT::V& g) {
+  if constexpr (VT::kLanes == 1) {
+    out = glu_scalar(a, g);
+  } else {
+#if S4OP_SIMD_VECTORS  // GNU vector syntax: only in builds with vector paths (the generic build has one lane)
+    using V = typename VT::V;
+    typedef int32_t IV __attribute__((vector_size(sizeof(V))));
+    constexpr float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.42860682030941723e-6f;
+    constexpr float magic = 12582912.f;
+    V x = -g;
+    x = x > 87.f ? V{} + 87.f : x;  // NaN compares false and stays NaN
+    x = x < -87.f ? V{} - 87.f : x;
+    const V n = (x * log2e + magic) - magic;
+    const V r = (x - n * ln2_hi) - n * ln2_lo;
+    const V p = 1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720 +
+                                                                                           r * (1.f / 5040)))))));
+    const IV bits = (__builtin_convertvector(n, IV) + 127) << 23;
+    V two_n;
+    std::memcpy(&two_n, &bits, sizeof(V));
+    out = a / (1.f + p * two_n);
+#endif
+  }
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 reports the accumulators as maybe uninitialized when simd.h's broadcast() (v = V{} + 1; v *= s)
 // writes them inside the unrolled loop below; every element is written before it is read.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-// acc rows: a of row r is acc[r], g of row r is acc[kRows + r]; each acc row is {width} columns.
+// One tile: kRows output channels (and their gate rows) x NV vectors of columns starting at y; GLU and the
+// optional residual add applied to the accumulators in registers, then written to out (rows past `rows` are
+// the zero padding of the last block: computed, never written).
 template <class VT, int NV>
 S4OP_INLINE void tile(const float* S4OP_RESTRICT wp /*{K, 2 kRows}*/, const float* S4OP_RESTRICT bias /*{2 kRows}*/,
-                      const float* S4OP_RESTRICT y /*{K, L} at column l*/, int64_t K, int64_t L,
-                      float* S4OP_RESTRICT acc /*{2 kRows, kPanel}*/, int64_t col) {
+                      const float* S4OP_RESTRICT y /*{K, L} at the tile's column*/, int64_t K, int64_t L,
+                      float* S4OP_RESTRICT out /*{rows, L} at the tile's row and column*/, int64_t rows,
+                      bool accumulate) {
   using V = typename VT::V;
   constexpr int W = VT::kLanes;
   V c[2 * kRows][NV];
@@ -73,9 +104,20 @@ S4OP_INLINE void tile(const float* S4OP_RESTRICT wp /*{K, 2 kRows}*/, const floa
     }
   }
   S4OP_UNROLL
-  for (int r = 0; r < 2 * kRows; ++r) {
+  for (int r = 0; r < kRows; ++r) {
+    if (r >= rows) break;
     S4OP_UNROLL
-    for (int v = 0; v < NV; ++v) VT::store(acc + r * kPanel + col + v * W, c[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      V res;
+      glu_vec<VT>(res, c[r][v], c[kRows + r][v]);
+      float* o = out + r * L + v * W;
+      if (accumulate) {
+        V prev;
+        VT::load(prev, o);
+        res = prev + res;
+      }
+      VT::store(o, res);
+    }
   }
 }
 
@@ -97,34 +139,26 @@ S4OP_INLINE void run_tasks(const Problem& p, int64_t t0, int64_t t1) {
   constexpr int64_t step = VT::kLanes * NV;
   const int64_t panels = panels_of(p.L), blocks = row_blocks(p.H), K = p.K, L = p.L, H = p.H;
   const int64_t block_floats = 2 * kRows * (K + 1);
-  alignas(64) float acc[2 * kRows * kPanel];
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t b = t / panels, l0 = (t % panels) * kPanel, width = std::min(kPanel, L - l0);
     const float* yb = p.y + b * K * L + l0;
     for (int64_t q = 0; q < blocks; ++q) {
       const float* wp = p.packed + q * block_floats;
       const float* bias = wp + 2 * kRows * K;
-      int64_t col = 0;
-      for (; col + step <= width; col += step) tile<VT, NV>(wp, bias, yb + col, K, L, acc, col);
-      for (; col < width; ++col) tile<Scalar, 1>(wp, bias, yb + col, K, L, acc, col);
       const int64_t rows = std::min(kRows, H - q * kRows);
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* a = acc + r * kPanel;
-        const float* g = acc + (kRows + r) * kPanel;
-        float* o = p.out + (b * H + q * kRows + r) * L + l0;
-        if (p.accumulate) {
-          for (int64_t l = 0; l < width; ++l) o[l] += glu_scalar(a[l], g[l]);
-        } else {
-          for (int64_t l = 0; l < width; ++l) o[l] = glu_scalar(a[l], g[l]);
-        }
-      }
+      float* ob = p.out + (b * H + q * kRows) * L + l0;
+      int64_t col = 0;
+      for (; col + step <= width; col += step) tile<VT, NV>(wp, bias, yb + col, K, L, ob + col, rows, p.accumulate);
+      for (; col < width; ++col) tile<Scalar, 1>(wp, bias, yb + col, K, L, ob + col, rows, p.accumulate);
     }
   }
 }
 
 using RunFn = void (*)(const Problem&, int64_t, int64_t);
 
-void run_scalar(const Problem& p, int64_t t0, int64_t t1) { run_tasks<simd::Vec<SimdPath::kScalar, float>, 4>(p, t0, t1); }
+void run_scalar(const Problem& p, int64_t t0, int64_t t1) {
+  run_tasks<simd::Vec<SimdPath::kScalar, float>, 4>(p, t0, t1);
+}
 #if S4OP_SIMD_X86
 S4OP_TARGET_AVX2 void run_avx2(const Problem& p, int64_t t0, int64_t t1) {
   run_tasks<simd::Vec<SimdPath::kAVX2, float>, 1>(p, t0, t1);  // 8 accumulators of the 16 registers

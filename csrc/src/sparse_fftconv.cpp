@@ -68,6 +68,58 @@ void complex_multiply(std::complex<T>* X /*{F}*/, const std::complex<T>* k /*{F}
   }
 }
 
+// The two elementwise steps of an active row, compiled once per SIMD path for float (the row loop itself is
+// a lambda, compiled for the baseline); double keeps the baseline loops.
+S4OP_INLINE void row_product_skip_body(float* X, const float* k, int64_t F, float* out, const float* x, float d,
+                                       int64_t L, bool product) {
+  if (product) {
+    for (int64_t f = 0; f < F; ++f) {
+      const float xr = X[2 * f], xi = X[2 * f + 1], kr = k[2 * f], ki = k[2 * f + 1];
+      X[2 * f] = xr * kr - xi * ki;
+      X[2 * f + 1] = xr * ki + xi * kr;
+    }
+  } else {
+    for (int64_t l = 0; l < L; ++l) out[l] += d * x[l];
+  }
+}
+using RowFn = void (*)(float*, const float*, int64_t, float*, const float*, float, int64_t, bool);
+void row_scalar(float* X, const float* k, int64_t F, float* o, const float* x, float d, int64_t L, bool p) {
+  row_product_skip_body(X, k, F, o, x, d, L, p);
+}
+#if S4OP_SIMD_X86
+S4OP_TARGET_AVX2 void row_avx2(float* X, const float* k, int64_t F, float* o, const float* x, float d, int64_t L,
+                               bool p) {
+  row_product_skip_body(X, k, F, o, x, d, L, p);
+}
+S4OP_TARGET_AVX512 void row_avx512(float* X, const float* k, int64_t F, float* o, const float* x, float d, int64_t L,
+                                   bool p) {
+  row_product_skip_body(X, k, F, o, x, d, L, p);
+}
+#endif
+RowFn row_fn() {
+  static const RowFn fn = [] {
+    switch (simd::widest_supported({SimdPath::kAVX2, SimdPath::kAVX512})) {
+#if S4OP_SIMD_X86
+      case SimdPath::kAVX512:
+        return &row_avx512;
+      case SimdPath::kAVX2:
+        return &row_avx2;
+#endif
+      default:
+        return &row_scalar;
+    }
+  }();
+  return fn;
+}
+void product(std::complex<float>* X, const std::complex<float>* k, int64_t F) {
+  row_fn()(reinterpret_cast<float*>(X), reinterpret_cast<const float*>(k), F, nullptr, nullptr, 0.f, 0, true);
+}
+void product(std::complex<double>* X, const std::complex<double>* k, int64_t F) { complex_multiply(X, k, F); }
+void skip(float* out, const float* x, float d, int64_t L) { row_fn()(nullptr, nullptr, 0, out, x, d, L, false); }
+void skip(double* out, const double* x, double d, int64_t L) {
+  for (int64_t l = 0; l < L; ++l) out[l] += d * x[l];
+}
+
 void gelu(const float* x, float* y, int64_t n) { gelu_f32(x, y, n); }
 void gelu(const double* x, double* y, int64_t n) { gelu_f64(x, y, n); }
 
@@ -150,10 +202,10 @@ void sparse_fftconv_impl(const T* u, const std::complex<T>* k_f, const T* D, con
         T* out = y + b * ys + h * L;       // {L}
         const std::complex<T>* kj = k_f + j * F;  // {F}
         plan->forward(x, L, X, work);
-        complex_multiply(X, kj, F);
+        product(X, kj, F);
         plan->inverse(X, out, L, work);
         const T d = D[j];
-        for (int64_t l = 0; l < L; ++l) out[l] += d * x[l];
+        skip(out, x, d, L);
         if (epilogue == Epilogue::gelu) gelu(out, out, L);  // while the row is still in cache
       }
     }

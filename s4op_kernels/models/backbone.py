@@ -109,11 +109,11 @@ class ResidualBlock(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training and not torch.is_grad_enabled():
-            kind = self._inference_norm()
+        if not self.training and not torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.dim() == 3:
+            kind = self._inference_norm(x)
             if kind is not None:
                 return self._forward_inference(x, kind)
-        return self.forward_modules(x)
+        return self.forward_modules(x)  # also what reports a wrong input, in the modules' own words
 
     def forward_modules(self, x: torch.Tensor) -> torch.Tensor:
         """The block run module by module (what training and grad mode always use)."""
@@ -122,9 +122,10 @@ class ResidualBlock(nn.Module):
         x = x + self.dropout(z)
         return x if self.prenorm else self.norm(x)
 
-    def _inference_norm(self) -> Optional[str]:
+    def _inference_norm(self, x: torch.Tensor) -> Optional[str]:
         """``"layer"``, ``"batch"`` or ``"none"`` when the inference path may replace the norm and dropout
-        modules by the ops they run (stock types, eval behaviour, no hooks); None otherwise."""
+        modules by the ops they run on x (B, H, L) (stock types, eval behaviour, no hooks, H channels and
+        x's dtype); None otherwise, and then the modules run (and report a wrong input themselves)."""
         modules = self._modules  # direct: nn.Module.__getattr__ costs about half a microsecond a read
         norm, drop = modules["norm"], modules["dropout"]
         kind_of_drop = type(drop)
@@ -133,11 +134,15 @@ class ResidualBlock(nn.Module):
         if _has_hooks(norm, drop):
             return None
         kind_of_norm = type(norm)
+        H = x.shape[1]
+        for t in (*norm._parameters.values(), *norm._buffers.values()):
+            if t is not None and t.is_floating_point() and t.dtype != x.dtype:
+                return None
         if kind_of_norm is ChannelLayerNorm:
-            return "layer"
+            return "layer" if tuple(norm.normalized_shape) == (H,) else None
         if kind_of_norm is nn.Identity:
             return "none"
-        if (kind_of_norm is nn.BatchNorm1d and not norm.training and norm.track_running_stats
+        if (kind_of_norm is nn.BatchNorm1d and not norm.training and norm.track_running_stats and norm.num_features == H
                 and norm._buffers.get("running_mean") is not None and norm._buffers.get("running_var") is not None):
             return "batch"
         return None

@@ -252,3 +252,29 @@ def test_token_model_logits_match_the_module_path(norm, prenorm, calls):
         expected = model(x)
     assert calls["fast"] == len(model.blocks)
     assert_close(got, expected, torch.float64, what="logits vs the module path")
+
+
+@pytest.mark.parametrize("affine", ["weight", "bias", "neither"])
+@pytest.mark.parametrize("norm,prenorm", [("layer", False), ("layer", True), ("batch", False), ("batch", True)])
+def test_norms_without_their_affine_parameters(norm, prenorm, affine, calls):
+    model = _model(norm, prenorm, "s4d", pruned=False, dtype=torch.float64)
+    for block in model.blocks:
+        for name in ("weight", "bias") if affine == "neither" else ("bias" if affine == "weight" else "weight",):
+            setattr(block.norm, name, None)  # as nn.LayerNorm(bias=False) / nn.BatchNorm1d(affine=False) hold it
+    x = torch.randn(2, 17, 2, dtype=torch.float64)
+    with torch.inference_mode():
+        got = _hidden(model, x)
+        expected = _hidden(model, x, modules=True)
+    assert calls["fast"] == len(model.blocks)
+    assert_close(got, expected, torch.float64)
+
+
+@pytest.mark.parametrize("norm,prenorm", NORMS, ids=[f"{n}-{'pre' if p else 'post'}" for n, p in NORMS])
+def test_wrong_inputs_are_reported_by_the_modules(norm, prenorm):
+    block = _model(norm, prenorm, "s4d", pruned=False, dtype=torch.float32).blocks[0]
+    for bad in (torch.randn(2, 4, 17), torch.randn(5, 17), torch.randn(2, 5, 17, dtype=torch.float64)):
+        with torch.inference_mode(), pytest.raises(Exception) as fast_err:
+            block(bad)
+        with torch.enable_grad(), pytest.raises(Exception) as module_err:
+            block(bad)
+        assert type(fast_err.value) is type(module_err.value) and str(fast_err.value) == str(module_err.value)

@@ -179,21 +179,22 @@ def _channel_layer_norm(norm: nn.LayerNorm, rows: torch.Tensor, B: int, L: int) 
     Standardizing each column of an (H, B*L) matrix over its H entries is what BatchNorm in training mode
     does to a 2-D (N, C) input, with the same biased variance and eps as LayerNorm; torch's CPU batch_norm
     computes it with row-wise passes over contiguous memory.  The LayerNorm's own affine (per channel h)
-    follows in one addcmul that also writes the (B, H, L) layout.  torch.layer_norm would need the channels
-    innermost: a transposing pass before it and another for the next SSM layer, which cost 10-30x a
-    contiguous pass over the same bytes at L = 4096."""
+    follows as a mul and an add_: one addcmul with both operands broadcast over L runs torch's scalar loop,
+    5x slower at H=128, L=4096.  torch.layer_norm would need the channels innermost: a transposing pass
+    before it and another for the next SSM layer, each 10-35x a contiguous pass over the same bytes at
+    L = 4096."""
     H = rows.shape[0]
-    y = torch.batch_norm(rows, None, None, None, None, True, 0.0, norm.eps, False).view(H, B, L).transpose(0, 1)
+    y = torch.batch_norm(rows, None, None, None, None, True, 0.0, norm.eps, False)  # (H, B*L), a new tensor
     p = norm._parameters
     w, b = p.get("weight"), p.get("bias")
-    out = rows.new_empty(B, H, L)
-    if w is not None and b is not None:
-        return torch.addcmul(b.view(H, 1), y, w.view(H, 1), out=out)
-    if w is not None:
-        return torch.mul(y, w.view(H, 1), out=out)
-    if b is not None:
-        return torch.add(y, b.view(H, 1), out=out)
-    return out.copy_(y)
+    if B == 1:
+        out = y.view(1, H, L)
+        if w is not None:
+            out.mul_(w.view(H, 1))
+    else:
+        y = y.view(H, B, L).transpose(0, 1)
+        out = y.contiguous() if w is None else torch.mul(y, w.view(H, 1), out=rows.new_empty(B, H, L))
+    return out if b is None else out.add_(b.view(H, 1))
 
 
 def _norm_op(norm: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:

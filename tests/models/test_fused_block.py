@@ -254,14 +254,15 @@ def test_token_model_logits_match_the_module_path(norm, prenorm, calls):
     assert_close(got, expected, torch.float64, what="logits vs the module path")
 
 
+@pytest.mark.parametrize("B", [1, 2], ids=["B1", "B2"])
 @pytest.mark.parametrize("affine", ["weight", "bias", "neither"])
 @pytest.mark.parametrize("norm,prenorm", [("layer", False), ("layer", True), ("batch", False), ("batch", True)])
-def test_norms_without_their_affine_parameters(norm, prenorm, affine, calls):
+def test_norms_without_their_affine_parameters(norm, prenorm, affine, B, calls):
     model = _model(norm, prenorm, "s4d", pruned=False, dtype=torch.float64)
     for block in model.blocks:
         for name in ("weight", "bias") if affine == "neither" else ("bias" if affine == "weight" else "weight",):
             setattr(block.norm, name, None)  # as nn.LayerNorm(bias=False) / nn.BatchNorm1d(affine=False) hold it
-    x = torch.randn(2, 17, 2, dtype=torch.float64)
+    x = torch.randn(B, 17, 2, dtype=torch.float64)
     with torch.inference_mode():
         got = _hidden(model, x)
         expected = _hidden(model, x, modules=True)

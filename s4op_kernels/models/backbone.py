@@ -228,7 +228,8 @@ class SequenceClassifier(nn.Module):
         ssm_lr: learning rate tagged on the SSM tensors (``_optim``); None: the optimizer's default.
         dt_min, dt_max: initial step-size range of the SSM layers.
 
-    ``forward(x, lengths=None)`` returns logits ``(B, num_classes)``.
+    ``forward(x, lengths=None)`` returns logits ``(B, num_classes)``.  In inference (eval mode, grad mode
+    off) the encoder writes contiguous (B, H, L) rows and the blocks keep them (:class:`ResidualBlock`).
     """
 
     def __init__(
@@ -310,9 +311,9 @@ class SequenceClassifier(nn.Module):
         """The encoder's output as contiguous (B, H, L) rows (inference): what the first SSM layer reads, and
         what the blocks' inference path keeps, so no block meets a transposed view.  The stock Linear encoder
         computes ``W x^T + b`` straight in that layout (one batched GEMM, the input read transposed by the
-        GEMM itself); any other encoder's (B, L, H) output is transposed once, one 2-D blocked copy per
-        sequence (torch's copy_ takes its blocked transpose only for 2-D tensors: about 4x faster than the
-        3-D copy at H=128, L=4096)."""
+        GEMM itself); any other encoder's (B, L, H) output is transposed once: for a few sequences one 2-D
+        copy each (torch's copy_ takes its blocked transpose only for 2-D tensors: about 4x faster than the
+        3-D copy at H=128, L=4096), for more one 3-D copy (fewer calls)."""
         enc = self._modules["encoder"]
         if type(enc) is nn.Linear and not _has_hooks(enc) and x.dtype == enc.weight.dtype:
             W, b = enc._parameters["weight"], enc._parameters["bias"]
@@ -321,8 +322,8 @@ class SequenceClassifier(nn.Module):
                 return torch.matmul(W, xt)
             return torch.baddbmm(b.view(1, -1, 1), W.expand(x.shape[0], -1, -1), xt)  # (B, H, L)
         h = enc(x)  # (B, L, H)
-        if h.dim() != 3:
-            return h.transpose(1, 2)  # not the encoder this class builds: its output as the module path takes it
+        if h.dim() != 3 or h.shape[0] > 8:
+            return h.transpose(1, 2).contiguous()
         out = h.new_empty(h.shape[0], h.shape[2], h.shape[1])
         for b in range(h.shape[0]):
             out[b].copy_(h[b].t())

@@ -237,12 +237,13 @@ def test_layers_with_other_output_conventions(norm, prenorm, summary, calls):
     assert_close(got, expected, torch.float64)
 
 
+@pytest.mark.parametrize("B", [3, 9])  # few sequences: one 2-D transposing copy each; more: one 3-D copy
 @pytest.mark.parametrize("norm,prenorm", [("batch", True), ("layer", False)])
-def test_token_model_logits_match_the_module_path(norm, prenorm, calls):
+def test_token_model_logits_match_the_module_path(norm, prenorm, B, calls):
     # Embedding encoder: its (B, L, H) output is transposed into (B, H, L) rows once, before the blocks.
     tokens = TaskInfo("tok", num_classes=3, seq_len=70, vocab_size=11)
     model = build_model(BASE.replace(norm=norm, prenorm=prenorm, d_model=67), tokens, seed=0).double().eval()
-    x = torch.randint(1, 11, (3, 70), generator=torch.Generator().manual_seed(5))
+    x = torch.randint(1, 11, (B, 70), generator=torch.Generator().manual_seed(5))
     x[1, 40:] = 0  # padding, masked out of the mean
     with torch.inference_mode():
         got = model(x)

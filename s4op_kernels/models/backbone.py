@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from s4op_kernels.layers._base import _has_hooks
 from s4op_kernels.layers.s4 import S4Layer
 from s4op_kernels.layers.s4d import S4DLayer
 from s4op_kernels._validate import check_float, check_int
@@ -66,7 +67,9 @@ class ChannelLayerNorm(nn.LayerNorm):
     channels.  Same parameters and state-dict keys as ``nn.LayerNorm(H)`` (``weight``, ``bias``: (H,)).
 
     The (B, L, H) views in and out cost nothing; torch's fused layer_norm on the transposed view measured
-    several times faster than a ``var_mean`` over dim 1 (a strided reduction) on CPU.
+    several times faster than a ``var_mean`` over dim 1 (a strided reduction) on CPU.  This is the module
+    path (training, grad mode); :class:`ResidualBlock` in inference computes the same norm without the
+    transposes.
     """
 
     def __init__(self, d_model: int, eps: float = 1e-5):
@@ -86,7 +89,17 @@ def _make_norm(norm: str, d_model: int) -> nn.Module:
 
 
 class ResidualBlock(nn.Module):
-    """``x + dropout(ssm(prenorm(x)))`` followed by an optional postnorm; x: (B, H, L)."""
+    """``x + dropout(ssm(prenorm(x)))`` followed by an optional postnorm; x: (B, H, L).
+
+    In inference (eval mode and grad mode off, e.g. under ``torch.inference_mode()``), when the norm is the
+    stock module (:class:`ChannelLayerNorm`, ``nn.BatchNorm1d`` using its running statistics, or
+    ``nn.Identity``), the dropout is the identity (``nn.Identity`` or an ``nn.Dropout`` in eval) and neither
+    has hooks, the block computes the same math without the modules and without a transposing pass: the
+    residual stream stays in (B, H, L) rows, the layout the SSM layers convolve, the residual add writes
+    straight into the layout its reader reads, and the LayerNorm over channels runs as row-wise passes
+    (see :func:`_channel_layer_norm`).  The SSM layer is always called as a module.  Anything else
+    (training, grad mode on, hooks, other modules) runs the modules as they are (:meth:`forward_modules`).
+    """
 
     def __init__(self, ssm: nn.Module, norm: nn.Module, dropout: float, prenorm: bool):
         super().__init__()
@@ -96,10 +109,104 @@ class ResidualBlock(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and not torch.is_grad_enabled() and isinstance(x, torch.Tensor) and x.dim() == 3:
+            kind = self._inference_norm(x)
+            if kind is not None:
+                return self._forward_inference(x, kind)
+        return self.forward_modules(x)  # also what reports a wrong input, in the modules' own words
+
+    def forward_modules(self, x: torch.Tensor) -> torch.Tensor:
+        """The block run module by module (what training and grad mode always use)."""
         z = self.norm(x) if self.prenorm else x
         z, _ = self.ssm(z)
         x = x + self.dropout(z)
         return x if self.prenorm else self.norm(x)
+
+    def _inference_norm(self, x: torch.Tensor) -> Optional[str]:
+        """``"layer"``, ``"batch"`` or ``"none"`` when the inference path may replace the norm and dropout
+        modules by the ops they run on x (B, H, L) (stock types, eval behaviour, no hooks, H channels and
+        x's dtype); None otherwise, and then the modules run (and report a wrong input themselves)."""
+        modules = self._modules  # direct: nn.Module.__getattr__ costs about half a microsecond a read
+        norm, drop = modules["norm"], modules["dropout"]
+        kind_of_drop = type(drop)
+        if not (kind_of_drop is nn.Identity or (kind_of_drop is nn.Dropout and not drop.training)):
+            return None
+        if _has_hooks(norm, drop):
+            return None
+        kind_of_norm = type(norm)
+        H = x.shape[1]
+        for t in (*norm._parameters.values(), *norm._buffers.values()):
+            if t is not None and t.is_floating_point() and t.dtype != x.dtype:
+                return None
+        if kind_of_norm is ChannelLayerNorm:
+            return "layer" if tuple(norm.normalized_shape) == (H,) else None
+        if kind_of_norm is nn.Identity:
+            return "none"
+        if (kind_of_norm is nn.BatchNorm1d and not norm.training and norm.track_running_stats and norm.num_features == H
+                and norm._buffers.get("running_mean") is not None and norm._buffers.get("running_var") is not None):
+            return "batch"
+        return None
+
+    def _forward_inference(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        ssm, norm = self._modules["ssm"], self._modules["norm"]
+        if self.prenorm:
+            z, _ = ssm(_norm_op(norm, kind, x))
+            if not _same_kind(z, x):
+                return x + z  # a layer with its own output convention: the modules' arithmetic, broadcasting
+            return torch.add(x, z, out=x.new_empty(x.shape))  # (B, H, L) rows, as the next SSM layer reads
+        z, _ = ssm(x)
+        if not _same_kind(z, x):
+            return norm(x + z)
+        if kind == "layer":
+            # The sum goes straight into the (H, B, L) layout the statistics pass reads (rows of L: no
+            # transposing pass; a plain view of (B, H, L) when B = 1).
+            B, H, L = x.shape
+            rows = x.new_empty(H, B, L)
+            torch.add(x, z, out=rows.transpose(0, 1))
+            return _channel_layer_norm(norm, rows.view(H, B * L), B, L)
+        r = torch.add(x, z, out=x.new_empty(x.shape))  # (B, H, L) rows: what BatchNorm and the next SSM read
+        return _norm_op(norm, kind, r)
+
+
+def _same_kind(z: torch.Tensor, x: torch.Tensor) -> bool:
+    return isinstance(z, torch.Tensor) and z.shape == x.shape and z.dtype == x.dtype and z.device == x.device
+
+
+def _channel_layer_norm(norm: nn.LayerNorm, rows: torch.Tensor, B: int, L: int) -> torch.Tensor:
+    """LayerNorm ``norm`` over the H channels of ``rows`` (H, B * L) (channel h of position (b, l) at
+    [h, b * L + l]), returned as contiguous (B, H, L).
+
+    Standardizing each column of an (H, B*L) matrix over its H entries is what BatchNorm in training mode
+    does to a 2-D (N, C) input, with the same biased variance and eps as LayerNorm; torch's CPU batch_norm
+    computes it with row-wise passes over contiguous memory.  The LayerNorm's own affine (per channel h)
+    follows as a mul and an add_: one addcmul with both operands broadcast over L runs torch's scalar loop,
+    5x slower at H=128, L=4096.  torch.layer_norm would need the channels innermost: a transposing pass
+    before it and another for the next SSM layer, each 10-35x a contiguous pass over the same bytes at
+    L = 4096."""
+    H = rows.shape[0]
+    y = torch.batch_norm(rows, None, None, None, None, True, 0.0, norm.eps, False)  # (H, B*L), a new tensor
+    p = norm._parameters
+    w, b = p.get("weight"), p.get("bias")
+    if B == 1:
+        out = y.view(1, H, L)
+        if w is not None:
+            out.mul_(w.view(H, 1))
+    else:
+        y = y.view(H, B, L).transpose(0, 1)
+        out = y.contiguous() if w is None else torch.mul(y, w.view(H, 1), out=rows.new_empty(B, H, L))
+    return out if b is None else out.add_(b.view(H, 1))
+
+
+def _norm_op(norm: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
+    """What the stock norm module computes in eval on x (B, H, L), without the module call; (B, H, L) rows."""
+    if kind == "layer":
+        B, H, L = x.shape
+        return _channel_layer_norm(norm, x.transpose(0, 1).reshape(H, B * L), B, L)  # a view when B = 1
+    if kind == "batch":
+        p, b = norm._parameters, norm._buffers
+        return torch.batch_norm(x, p.get("weight"), p.get("bias"), b["running_mean"], b["running_var"], False, 0.0,
+                                norm.eps, torch.backends.cudnn.enabled)
+    return x
 
 
 class SequenceClassifier(nn.Module):
@@ -121,7 +228,8 @@ class SequenceClassifier(nn.Module):
         ssm_lr: learning rate tagged on the SSM tensors (``_optim``); None: the optimizer's default.
         dt_min, dt_max: initial step-size range of the SSM layers.
 
-    ``forward(x, lengths=None)`` returns logits ``(B, num_classes)``.
+    ``forward(x, lengths=None)`` returns logits ``(B, num_classes)``.  In inference (eval mode, grad mode
+    off) the encoder writes contiguous (B, H, L) rows and the blocks keep them (:class:`ResidualBlock`).
     """
 
     def __init__(
@@ -185,7 +293,10 @@ class SequenceClassifier(nn.Module):
         mask = self._valid_mask(x, lengths)  # (B, L) bool, or None when every position is valid
         if self.vocab_size is not None and x.dtype not in (torch.int64, torch.int32):
             x = x.long()  # tokens stored narrow (e.g. int16); Embedding takes int64/int32
-        h = self.encoder(x).transpose(1, 2)  # (B, L, H) -> (B, H, L): the SSM layers' layout
+        if not self.training and not torch.is_grad_enabled():
+            h = self._encode_rows(x)
+        else:
+            h = self.encoder(x).transpose(1, 2)  # (B, L, H) -> (B, H, L): the SSM layers' layout
         for block in self.blocks:
             h = block(h)
         if mask is None:
@@ -195,6 +306,28 @@ class SequenceClassifier(nn.Module):
             # An all-padding sequence pools to zeros rather than dividing by zero.
             pooled = (h * m).sum(dim=-1) / m.sum(dim=-1).clamp_min(1.0)
         return self.decoder(pooled)  # (B, num_classes)
+
+    def _encode_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output as contiguous (B, H, L) rows (inference): what the first SSM layer reads, and
+        what the blocks' inference path keeps, so no block meets a transposed view.  The stock Linear encoder
+        computes ``W x^T + b`` straight in that layout (one batched GEMM, the input read transposed by the
+        GEMM itself); any other encoder's (B, L, H) output is transposed once: for a few sequences one 2-D
+        copy each (torch's copy_ takes its blocked transpose only for 2-D tensors: about 4x faster than the
+        3-D copy at H=128, L=4096), for more one 3-D copy (fewer calls)."""
+        enc = self._modules["encoder"]
+        if type(enc) is nn.Linear and not _has_hooks(enc) and x.dtype == enc.weight.dtype:
+            W, b = enc._parameters["weight"], enc._parameters["bias"]
+            xt = x.transpose(1, 2)  # (B, C, L)
+            if b is None:
+                return torch.matmul(W, xt)
+            return torch.baddbmm(b.view(1, -1, 1), W.expand(x.shape[0], -1, -1), xt)  # (B, H, L)
+        h = enc(x)  # (B, L, H)
+        if h.dim() != 3 or h.shape[0] > 8:
+            return h.transpose(1, 2).contiguous()
+        out = h.new_empty(h.shape[0], h.shape[2], h.shape[1])
+        for b in range(h.shape[0]):
+            out[b].copy_(h[b].t())
+        return out
 
     def _valid_mask(self, x: torch.Tensor, lengths: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         if not isinstance(x, torch.Tensor):

@@ -121,12 +121,25 @@ def _status_kb(field: str) -> Optional[int]:
     return None
 
 
+def _release_free_memory() -> None:
+    """Hand the C allocator's free pages back to the system (glibc ``malloc_trim``), so that memory a call
+    reuses from earlier calls must be faulted in again and shows in the resident set; a no-op elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_rss_delta(fn) -> Optional[int]:
     """Bytes the process's resident set grew to above its size before ``fn()``, at its peak during the call
     (Linux: the high-water mark VmHWM is reset by writing 5 to /proc/self/clear_refs); None where that is
-    not available.  Sees every allocation, torch's and the compiled core's own buffers alike, but in pages,
-    and memory freed earlier and reused by the allocator does not show: a lower bound of what the call
-    needs beyond what the process already holds."""
+    not available.  Sees every allocation, torch's and the compiled core's own buffers alike, in pages.  The
+    allocator's free memory is handed back first (glibc ``malloc_trim``); where that is not possible, memory
+    freed earlier and reused does not show, and the figure is a lower bound."""
+    _release_free_memory()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")

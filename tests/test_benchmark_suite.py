@@ -146,3 +146,31 @@ def test_paper_sizes_option_and_environment(monkeypatch):
     assert harness.paper_sizes(Config(False)) and harness.paper_sizes(None)
     monkeypatch.setenv(harness.PAPER_SIZES_ENV, "0")
     assert not harness.paper_sizes(None)
+
+
+# ---------------------------------------------------------------------- memory probes
+def test_peak_torch_allocation_sees_temporaries():
+    import harness
+    import torch
+
+    x = torch.randn(1000, 1000)  # 4 MB
+    # x * 2 (4 MB, freed after the add) and the result (4 MB): 8 MB live at the peak
+    peak = harness.peak_torch_allocation(lambda: (x * 2) + 1)
+    assert 8e6 <= peak <= 8.1e6
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/clear_refs").exists(), reason="Linux /proc only")
+def test_peak_rss_delta_sees_a_touched_buffer():
+    import harness
+    import torch
+
+    def touch():
+        t = torch.empty(64 * 2**20, dtype=torch.uint8)
+        t.fill_(1)  # every page faulted in
+        return int(t[::4096].sum())
+
+    touch()  # the same buffer size again: reused unless the free memory is handed back first
+    delta = harness.peak_rss_delta(touch)
+    if delta is None:
+        pytest.skip("the resident-set high-water mark cannot be reset here")
+    assert 60 * 2**20 <= delta <= 80 * 2**20

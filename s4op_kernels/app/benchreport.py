@@ -110,10 +110,13 @@ def header(machine: dict, rows: list[dict]) -> list[str]:
                  f"{s4op.get('backends', '?')}; Python {machine.get('python_version', '?')} "
                  f"({machine.get('python_implementation', '?')})")
     if commit.get("id"):
-        lines.append(f"- commit {commit['id'][:12]}{' (dirty)' if commit.get('dirty') else ''}"
-                     f"{', branch ' + commit['branch'] if commit.get('branch') else ''}; run {machine.get('datetime', '?')}")
+        dirty = " (dirty)" if commit.get("dirty") else ""
+        branch = f", branch {commit['branch']}" if commit.get("branch") else ""
+        lines.append(f"- commit {commit['id'][:12]}{dirty}{branch}; run {machine.get('datetime', '?')}")
     if "paper_sizes" in s4op:
-        lines.append(f"- sizes: {'the paper' + chr(39) + 's (--paper-sizes)' if s4op['paper_sizes'] else 'reduced defaults'}")
+        sizes = ("the paper's (--paper-sizes)" if s4op["paper_sizes"]
+                 else "reduced defaults (see bench_model.py, bench_scaling.py)")
+        lines.append(f"- sizes: {sizes}")
     lines.append(f"- {len(rows)} benchmarks; times are medians in ms")
     return lines + [""]
 
@@ -287,8 +290,9 @@ def scaling_section(rows) -> list[str]:
 
 
 def other_section(rows) -> list[str]:
-    return _table(["benchmark", "subject", "median ms"],
-                  ([r["name"], str(r["subject"]), _num(r["median_ms"], 3)] for r in sorted(rows, key=lambda r: r["name"])))
+    rows = sorted(rows, key=lambda r: r["name"])
+    return _table(["benchmark", "subject", "median ms"], ([r["name"], str(r["subject"]), _num(r["median_ms"], 3)]
+                                                          for r in rows))
 
 
 SECTIONS = [  # (subjects, title, formatter, note)

@@ -389,6 +389,8 @@ def plot_models(rows: list[dict], path: PathLike) -> Optional[pathlib.Path]:
 
 def plot_scaling(rows: list[dict], path: PathLike) -> Optional[pathlib.Path]:
     """Latency against L (log-log) with the fitted c L log2 L, and against H where measured."""
+    from matplotlib.ticker import NullFormatter
+
     rows = [r for r in rows if r["subject"] == "scaling"]
     byL = sorted((r for r in rows if r.get("sweep") == "L"), key=lambda r: r["shape"][3])
     byH = sorted((r for r in rows if r.get("sweep") == "H"), key=lambda r: r["shape"][1])
@@ -411,6 +413,8 @@ def plot_scaling(rows: list[dict], path: PathLike) -> Optional[pathlib.Path]:
         B, H, N, L = sel[0]["shape"]
         fixed = f"B={B} H={H} N={N}" if sweep == "L" else f"B={B} N={N} L={L}"
         ax.set_title(f"one S4D layer, rate {_pct(sel[0].get('rate', 0))}, {fixed}")
+        ax.set_xticks(xs, [f"{x // 1024}K" if sweep == "L" and x >= 1024 and x % 1024 == 0 else str(x) for x in xs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("sequence length L" if sweep == "L" else "channels H")
         ax.set_ylabel("latency (ms)")
         ax.grid(True, which="both", alpha=0.3)

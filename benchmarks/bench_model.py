@@ -18,7 +18,7 @@ channels with seed 7 (``prune_model``).  Contenders:
   output mixing by the faster of torch's GEMM (``baddbmm``) and oneDNN's ``conv1d``, measured at setup
   (extra_info ``floor_mixing``); summed over the layers (encoder, norms, GLU and decoder are not in it).
 
-Default sizes (the suite must stay within 15 minutes on a 2-core machine): L capped at 1024 (listops 1000),
+Default sizes (the suite must stay within 15 minutes on a 2-core machine): L capped at 1024 (all four tasks),
 rates 0, 50, 90 %, batches 1 and 8.  ``--paper-sizes`` / ``S4OP_PAPER_SIZES=1``: the full lengths and rates 0,
 10, 30, 50, 70, 90 %.  ``paper_pruned`` runs few rounds: it is tens of times slower.
 

@@ -7,7 +7,7 @@ sizes; dense and 90 % pruned (compacted, as deployed).  Medians of per-round rat
 cancels.
 
 Run: pytest benchmarks/bench_cache.py --benchmark-only --benchmark-json=benchmarks/cache.json
-then python benchmarks/summarize.py benchmarks/cache.json
+then s4op bench-report benchmarks/cache.json
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 import pytest
 import torch
 
-from harness import setup_layer
+from harness import require_backend, setup_layer
 from shapes import MAIN_JOB_SHAPE, PAPER_SHAPES
 
 SHAPES = [MAIN_JOB_SHAPE, *sorted(set(PAPER_SHAPES.values()))]
@@ -90,6 +90,7 @@ def _paired(fns: dict, iterations: int, rounds: int, run_rounds) -> dict:
 @pytest.mark.parametrize("shape", SHAPES + ["main-job-model"], ids=lambda s: s if isinstance(s, str) else
                          "B{}-H{}-N{}-L{}".format(*s))
 def test_cache_check(benchmark, shape, rate):
+    require_backend("cpu")  # the forwards compared are the compiled engine's
     model_level = shape == "main-job-model"
     if model_level:
         exact, x = _main_job_model(rate)

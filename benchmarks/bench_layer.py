@@ -2,7 +2,7 @@
 the active channels + output 1x1 conv) and our engine (eval mode, kernel spectrum cached).
 
 Run: pytest benchmarks/bench_layer.py --benchmark-only --benchmark-json=benchmarks/layer.json
-then python benchmarks/summarize.py benchmarks/layer.json benchmarks/ops.json
+then s4op bench-report benchmarks/layer.json benchmarks/ops.json
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import Floor, largest_allocation, ours, paper_pruned_model, reference_algorithm, setup_layer
+from harness import (Floor, largest_allocation, ours, paper_pruned_model, reference_algorithm, require_backend,
+                     setup_layer)
 from shapes import BENCH_SHAPES, PRUNING_RATES
 
 IMPLS = ["reference", "paper_pruned", "floor", "ours"]
@@ -20,6 +21,8 @@ IMPLS = ["reference", "paper_pruned", "floor", "ours"]
 @pytest.mark.parametrize("rate", PRUNING_RATES, ids=lambda r: f"rate{int(r * 100)}")
 @pytest.mark.parametrize("shape", BENCH_SHAPES, ids=lambda s: "B{}-H{}-N{}-L{}".format(*s))
 def test_layer(benchmark, shape, rate, impl):
+    if impl == "ours":
+        require_backend("cpu")  # skipped, never the pure-PyTorch path under our name
     layer, u = setup_layer(shape, rate)
     if impl == "reference":
         fn = lambda: reference_algorithm(layer, u)  # noqa: E731

@@ -2,6 +2,7 @@
 the active channels against one rfft + irfft pair over the same channels.
 
 Run: pytest benchmarks/bench_ops.py --benchmark-only --benchmark-json=benchmarks/ops.json
+then s4op bench-report benchmarks/ops.json
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 
 import s4op_kernels
 from s4op_kernels.ops import fft_size, s4d_kernel, sparse_fftconv
-from harness import Floor, setup_layer
+from harness import Floor, require_backend, setup_layer
 from shapes import BENCH_SHAPES, PRUNING_RATES
 
 BACKENDS = ["cpu", "reference"]
@@ -30,6 +31,7 @@ def _ssm_inputs(layer, u):
 @pytest.mark.parametrize("rate", PRUNING_RATES, ids=lambda r: f"rate{int(r * 100)}")
 @pytest.mark.parametrize("shape", BENCH_SHAPES, ids=lambda s: "B{}-H{}-N{}-L{}".format(*s))
 def test_ssm(benchmark, shape, rate, backend):
+    require_backend(backend)
     layer, u = setup_layer(shape, rate)
     with torch.inference_mode(), s4op_kernels.use_backend(backend):
         args = _ssm_inputs(layer, u)
@@ -41,6 +43,8 @@ def test_ssm(benchmark, shape, rate, backend):
 @pytest.mark.parametrize("rate", PRUNING_RATES, ids=lambda r: f"rate{int(r * 100)}")
 @pytest.mark.parametrize("shape", BENCH_SHAPES, ids=lambda s: "B{}-H{}-N{}-L{}".format(*s))
 def test_kernel_generation(benchmark, shape, rate, impl):
+    if impl != "fft_pair":
+        require_backend(impl)
     layer, u = setup_layer(shape, rate)
     active = layer.active_channels
     k = layer.kernel

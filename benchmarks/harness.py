@@ -1,10 +1,15 @@
 """Shared pieces of the benchmark suite: the implementations compared, built from the package's own
-reference ops (nothing is copied), and a probe of the largest temporary allocation."""
+reference ops (nothing is copied), probes of the largest temporary allocation and of peak memory, the
+paired-floor timing every model and scaling row uses, and the rule that skips an unavailable contender."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from typing import Callable, Optional
+
+import pytest
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +78,124 @@ class Floor:
 def ours(layer, u):
     with s4op_kernels.use_backend("auto"):
         return layer(u)[0]
+
+
+# ---------------------------------------------------------------------- contenders that cannot run
+def require_backend(name: str) -> None:
+    """Skip the calling benchmark (``pytest.skip``, with the reason) unless backend ``name`` is in
+    ``s4op_kernels.available_backends()``.  A contender is timed under its own name or not at all: a missing
+    compiled core must never let the pure-PyTorch path be timed as ``cpu`` or ``ours``."""
+    available = s4op_kernels.available_backends()
+    if name in available:
+        return
+    reason = f"backend {name!r} is not available on this installation (available: {available})"
+    if name == "cpu":
+        from s4op_kernels import _ext
+
+        why = _ext.unavailable_reason()
+        reason += f": {why}" if why != "available" else ""
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------- sizes
+PAPER_SIZES_ENV = "S4OP_PAPER_SIZES"
+
+
+def paper_sizes(config=None) -> bool:
+    """True under ``--paper-sizes`` (benchmarks/conftest.py) or with ``S4OP_PAPER_SIZES=1`` in the
+    environment: the full configurations; else the reduced defaults that keep the suite short."""
+    if os.environ.get(PAPER_SIZES_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    return bool(config is not None and config.getoption("paper_sizes", default=False))
+
+
+# ---------------------------------------------------------------------- memory
+def _status_kb(field: str) -> Optional[int]:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _release_free_memory() -> None:
+    """Hand the C allocator's free pages back to the system (glibc ``malloc_trim``), so that memory a call
+    reuses from earlier calls must be faulted in again and shows in the resident set; a no-op elsewhere."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def peak_rss_delta(fn) -> Optional[int]:
+    """Bytes the process's resident set grew to above its size before ``fn()``, at its peak during the call
+    (Linux: the high-water mark VmHWM is reset by writing 5 to /proc/self/clear_refs); None where that is
+    not available.  Sees every allocation, torch's and the compiled core's own buffers alike, in pages.  The
+    allocator's free memory is handed back first (glibc ``malloc_trim``); where that is not possible, memory
+    freed earlier and reused does not show, and the figure is a lower bound."""
+    _release_free_memory()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    before = _status_kb("VmRSS")
+    fn()
+    peak = _status_kb("VmHWM")
+    if before is None or peak is None:
+        return None
+    return max(0, peak - before) * 1024
+
+
+def peak_torch_allocation(fn) -> int:
+    """Bytes of the peak of live CPU tensor memory allocated by torch during ``fn()`` (the running sum of the
+    profiler's allocation and free events, in time order), the output included.  The compiled core's own
+    scratch buffers do not go through torch's allocator: see :func:`peak_rss_delta`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # Each op event carries its own net allocation (self_cpu_memory_usage; frees outside any op are "[memory]"
+    # events), so their running sum in time order is the live memory; an op's total (children included,
+    # cpu_memory_usage) on top of what was live before it bounds what it held at once.
+    live = peak = 0
+    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
+        peak = max(peak, live + max(0, e.cpu_memory_usage))
+        live += e.self_cpu_memory_usage if e.name != "[memory]" else e.cpu_memory_usage
+        peak = max(peak, live)
+    return peak
+
+
+# ---------------------------------------------------------------------- timing against the floor
+def time_against_floor(benchmark, fn: Callable[[], object], floor: Callable[[], object], rounds: int,
+                       warmup_rounds: int = 1) -> dict:
+    """Time ``fn`` with pytest-benchmark (``pedantic``, one call a round) and, in each round's untimed setup,
+    ``floor`` once, so every round pairs a floor time with the contender's.  Returns ``ratio_to_floor``
+    (the median of the per-round ratios: machine drift cancels), ``floor_ms`` and ``median_ms`` (this
+    process's own clock, the same rounds)."""
+    own, ref = [], []
+
+    def setup():
+        t = time.perf_counter()
+        floor()
+        ref.append(time.perf_counter() - t)
+
+    def target():
+        t = time.perf_counter()
+        fn()
+        own.append(time.perf_counter() - t)
+
+    benchmark.pedantic(target, setup=setup, rounds=rounds, warmup_rounds=warmup_rounds)
+    pairs = list(zip(own, ref))[warmup_rounds:] or list(zip(own, ref))
+    return dict(ratio_to_floor=statistics.median(a / b for a, b in pairs),
+                floor_ms=1e3 * statistics.median(b for _, b in pairs),
+                median_ms=1e3 * statistics.median(a for a, _ in pairs))
 
 
 def largest_allocation(fn) -> int:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 
+from s4op_kernels.app.benchreport import ratio_table
+
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests"), str(Path(__file__).resolve().parent)]
 from harness import measure_ratios  # noqa: E402
 from shapes import BENCH_SHAPES, PRUNING_RATES  # noqa: E402
-from summarize import ratio_table  # noqa: E402
 
 
 def main(rounds: int = 40) -> None:

@@ -430,6 +430,32 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- bench-report
+def _add_bench_report(sub) -> None:
+    p = sub.add_parser("bench-report", help="turn pytest-benchmark JSON of benchmarks/ into a Markdown report",
+                       description="Read the JSON that `pytest benchmarks/ --benchmark-only --benchmark-json=FILE` "
+                                   "writes and print one Markdown report (machine header, a table per subject with "
+                                   "medians and ratios to the floor); -o writes it to a file, --plots writes PNG "
+                                   "plots (latency vs rate per task, latency vs L) into a folder.")
+    p.add_argument("results", nargs="+", metavar="RESULTS.json", help="pytest-benchmark JSON file(s)")
+    p.add_argument("-o", "--out", default=None, help="write the report to this file (default: print it)")
+    p.add_argument("--plots", default=None, type=_out_dir, metavar="DIR",
+                   help="write the PNG plots into DIR (created if missing)")
+
+
+def _cmd_bench_report(args: argparse.Namespace) -> int:
+    from s4op_kernels.app.benchreport import bench_report
+
+    res = bench_report(args.results, out=args.out, plots_dir=args.plots)
+    if args.out is None:
+        print(res["markdown"])
+    written = [str(res["out"])] if res["out"] is not None else []
+    written += [str(p) for p in res["plots"].values()]
+    if written:
+        print(f"written: {', '.join(written)}", file=sys.stderr if args.out is None else sys.stdout)
+    return 0
+
+
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -447,6 +473,7 @@ _COMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "report": (_add_report, _cmd_report),
     "compare": (_add_compare, _cmd_compare),
     "export": (_add_export, _cmd_export),
+    "bench-report": (_add_bench_report, _cmd_bench_report),
 }
 
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -25,7 +26,9 @@ int64_t row_blocks(int64_t H) { return (H + kRows - 1) / kRows; }
 // sigmoid is 0 or 1 to float precision anyway.  NaN propagates (the clamp keeps NaN: std::min/max with NaN
 // first return it).
 S4OP_INLINE float glu_scalar(float a, float g) {
-  float x = -g;
+  // NaN is taken out before the integer conversion (converting NaN to int is undefined) and put back by the
+  // final select; both are blends, so the loop still vectorizes.
+  float x = g == g ? -g : 0.f;
   x = x > 87.f ? 87.f : x;
   x = x < -87.f ? -87.f : x;
   constexpr float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.42860682030941723e-6f;
@@ -34,10 +37,11 @@ S4OP_INLINE float glu_scalar(float a, float g) {
   const float r = (x - n * ln2_hi) - n * ln2_lo;
   const float p = 1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720 +
                                                                                                r * (1.f / 5040)))))));
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;  // n in [-126, 126]
   float two_n;
   std::memcpy(&two_n, &bits, sizeof(float));
-  return a / (1.f + p * two_n);
+  const float out = a / (1.f + p * two_n);
+  return g == g ? out : g;
 }
 
 // The same on a vector of lanes (GNU vector arithmetic; the exponent bits through an int vector of the
@@ -51,19 +55,25 @@ S4OP_INLINE void glu_vec(typename VT::V& out, const typename VT::V& a, const typ
 #if S4OP_SIMD_VECTORS  // GNU vector syntax: only in builds with vector paths (the generic build has one lane)
     using V = typename VT::V;
     typedef int32_t IV __attribute__((vector_size(sizeof(V))));
+    typedef uint32_t UV __attribute__((vector_size(sizeof(V))));
     constexpr float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f, ln2_lo = 1.42860682030941723e-6f;
     constexpr float magic = 12582912.f;
-    V x = -g;
-    x = x > 87.f ? V{} + 87.f : x;  // NaN compares false and stays NaN
+    const auto finite = g == g;  // NaN lanes: computed on 0, then put back below
+    V x = finite ? -g : V{};
+    x = x > 87.f ? V{} + 87.f : x;
     x = x < -87.f ? V{} - 87.f : x;
     const V n = (x * log2e + magic) - magic;
     const V r = (x - n * ln2_hi) - n * ln2_lo;
     const V p = 1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720 +
                                                                                            r * (1.f / 5040)))))));
-    const IV bits = (__builtin_convertvector(n, IV) + 127) << 23;
+    const IV biased = __builtin_convertvector(n, IV) + 127;  // n in [-126, 126]: in [1, 253]
+    UV bits;
+    std::memcpy(&bits, &biased, sizeof(V));
+    bits <<= 23;  // shifted as unsigned
     V two_n;
     std::memcpy(&two_n, &bits, sizeof(V));
-    out = a / (1.f + p * two_n);
+    const V res = a / (1.f + p * two_n);
+    out = finite ? res : g;
 #endif
   }
 }

@@ -106,7 +106,7 @@ std::string write(const std::string& name, const std::vector<uint8_t>& blob) {
   const std::string path = "s4op_test_runtime_" + name + ".s4m";
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f) {
-    std::fwrite(blob.data(), 1, blob.size(), f);
+    if (!blob.empty()) std::fwrite(blob.data(), 1, blob.size(), f);
     std::fclose(f);
   }
   return path;

@@ -107,8 +107,10 @@ def test_cache_check(benchmark, shape, rate):
         fns = {"exact": lambda: exact(x), "token": lambda: token(x), "control": lambda: control(x)}
         if not model_level:
             L, ce, ct = x.shape[-1], exact.output_linear[0], token.output_linear[0]
-            fns["lookup_exact"] = lambda: (exact._conv_args(L, x.device), exact._folded_weights(ce))
-            fns["lookup_token"] = lambda: (token._conv_args(L, x.device), token._folded_weights(ct))
+            fns["lookup_exact"] = lambda: (exact._conv_args(L, x.device),
+                                           exact._mixing_weights(ce.weight, ce.bias, False))
+            fns["lookup_token"] = lambda: (token._conv_args(L, x.device),
+                                           token._mixing_weights(ct.weight, ct.bias, False))
         iterations = 100 if shape == MAIN_JOB_SHAPE else 5
         medians, times = _paired(fns, iterations, ROUNDS,
                                  lambda one_round, n: benchmark.pedantic(one_round, rounds=n, warmup_rounds=0))

@@ -6,7 +6,8 @@ import numpy as np
 
 def build_info() -> dict[str, Any]:
     """Compiler, flags, build type, SIMD levels (build time; run time: simd_runtime_fft, simd_runtime_s4d_kernel,
-    simd_runtime_dplr_kernel, simd_runtime_gelu) and threading backend."""
+    simd_runtime_dplr_kernel, simd_runtime_gelu,
+    simd_runtime_glu_mix) and threading backend."""
 
 def next_fast_size(n: int) -> int:
     """Smallest m >= n of the form 2^a 3^b 5^c."""
@@ -43,6 +44,18 @@ def dplr_spectrum(
 ) -> None:
     """out = S4 (DPLR) kernel spectra of rows (A,): (A, M//2+1, 2) if n_fft == 0, else
     rfft(irfft(., M)[:L], n_fft) as (A, n_fft//2+1, 2); log_dt (H,), A_real/A_imag (H, N2), B/P/C (H, N2, 2)."""
+
+def glu_mix_packed_size(H: int, K: int) -> int:
+    """Length of the packed weights glu_mix_pack writes for W (2H, K)."""
+
+def glu_mix_pack(W: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
+    """out (glu_mix_packed_size(H, K),) float32 <- W (2H, K) and bias (2H,) float32 packed for glu_mix."""
+
+def glu_mix(packed: np.ndarray, y: np.ndarray, H: int, out: np.ndarray, accumulate: bool, num_threads: int) -> None:
+    """out (B, H, L) (+)= GLU(W y + bias) over channels; y (B, K, L) float32; packed from glu_mix_pack."""
+
+def glu_mix_isa() -> str:
+    """The SIMD path glu_mix uses on this CPU."""
 
 def runtime_simd() -> str:
     """The SIMD path of the runtime's output mixing (glu_mix) on this CPU."""

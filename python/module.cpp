@@ -15,9 +15,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
+#include "s4op/block_ops.h"
 #include "s4op/build_info.h"
 #include "s4op/dplr_kernel.h"
 #include "s4op/fft.h"
@@ -348,6 +350,49 @@ bool same_bytes(const py::sequence& a, const py::sequence& b) {
   return true;
 }
 
+// ---- the post-norm residual block's tail (block_ops.h), float32.
+void residual_layer_norm(const py::handle& x_, const py::handle& z_, const py::handle& out_,
+                         const py::handle& weight_, const py::handle& bias_, double eps, int num_threads) {
+  Arr x = check_array(x_, "x", 3);
+  Arr out = check_array(out_, "out", 3, /*writeable=*/true);
+  check_dtype<float>(x, "x", "float32");
+  check_dtype<float>(out, "out", "float32");
+  check_threads(num_threads);
+  const int64_t B = x.shape[0], H = x.shape[1], L = x.shape[2];
+  if (H < 1) throw py::value_error("x: expected shape (B, H >= 1, L), got " + shape_str(x.shape));
+  check_shape(out, "out", x.shape);
+  if (!(eps >= 0.0)) throw py::value_error("eps must be >= 0, got " + std::to_string(eps));
+  // out may be x or z exactly (an in-place norm), never a partial overlap.
+  const auto same_or_disjoint = [&](const Arr& a, const char* name) {
+    if (overlaps(out, a) && a.begin() != out.begin()) {
+      throw py::value_error(std::string("out must be ") + name + " itself or not overlap it");
+    }
+  };
+  same_or_disjoint(x, "x");
+  std::optional<Arr> z, weight, bias;
+  if (!z_.is_none()) {
+    z = check_array(z_, "z", 3);
+    check_dtype<float>(*z, "z", "float32");
+    check_shape(*z, "z", x.shape);
+    same_or_disjoint(*z, "z");
+  }
+  for (auto [src, arr, name] : {std::tuple<const py::handle*, std::optional<Arr>*, const char*>{&weight_, &weight, "weight"},
+                                {&bias_, &bias, "bias"}}) {
+    if (src->is_none()) continue;
+    *arr = check_array(*src, name, 1);
+    check_dtype<float>(**arr, name, "float32");
+    check_shape(**arr, name, {H});
+    if (overlaps(out, **arr)) throw py::value_error(std::string("out must not overlap ") + name);
+  }
+  const float* px = x.cdata<float>();
+  const float* pz = z ? z->cdata<float>() : nullptr;
+  const float* pw = weight ? weight->cdata<float>() : nullptr;
+  const float* pb = bias ? bias->cdata<float>() : nullptr;
+  float* po = out.data<float>();
+  py::gil_scoped_release release;
+  s4op::cpu::residual_layer_norm_f32(px, pz, po, B, H, L, pw, pb, static_cast<float>(eps), num_threads);
+}
+
 // ---- the output mixing with its GLU (glu_mix.h), float32: the layers' "fused" mixing route.
 void glu_mix_pack(const py::handle& W_, const py::handle& bias_, const py::handle& out_) {
   Arr W = check_array(W_, "W", 2);
@@ -538,6 +583,11 @@ PYBIND11_MODULE(_C, m) {
       .def("run", &RuntimeModel::run, py::arg("x"), py::arg("lengths"), py::arg("out"),
            "out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32, C-contiguous; "
            "lengths: None or (B,) int64.");
+  m.def("residual_layer_norm", &residual_layer_norm, py::arg("x"), py::arg("z"), py::arg("out"), py::arg("weight"),
+        py::arg("bias"), py::arg("eps"), py::arg("num_threads"),
+        "out[b] = LayerNorm over the H channels of x[b] + z[b] (z None: of x[b]) at each position, times weight "
+        "plus bias per channel (None: 1 / 0).  x, z, out: (B, H, L) float32 (out may be x or z itself); weight, "
+        "bias: (H,) float32.");
   m.def("glu_mix_packed_size", &s4op::cpu::glu_mix_packed_size, py::arg("H"), py::arg("K"),
         "Length of the packed weights glu_mix_pack writes for W (2H, K).");
   m.def("glu_mix_pack", &glu_mix_pack, py::arg("W"), py::arg("bias"), py::arg("out"),

@@ -45,6 +45,12 @@ def dplr_spectrum(
     """out = S4 (DPLR) kernel spectra of rows (A,): (A, M//2+1, 2) if n_fft == 0, else
     rfft(irfft(., M)[:L], n_fft) as (A, n_fft//2+1, 2); log_dt (H,), A_real/A_imag (H, N2), B/P/C (H, N2, 2)."""
 
+def residual_layer_norm(
+    x: np.ndarray, z: Optional[np.ndarray], out: np.ndarray, weight: Optional[np.ndarray], bias: Optional[np.ndarray],
+    eps: float, num_threads: int,
+) -> None:
+    """out[b] = LayerNorm over channels of x[b] + z[b] (z None: x[b]) * weight + bias; (B, H, L) float32."""
+
 def glu_mix_packed_size(H: int, K: int) -> int:
     """Length of the packed weights glu_mix_pack writes for W (2H, K)."""
 

@@ -323,7 +323,8 @@ def onnx_model(model, *, seq_len: Optional[int] = None, batch: Optional[int] = N
     """The ``onnx.ModelProto`` of ``model`` (a ``SequenceClassifier``, pruned, compacted or dense) for inputs
     of length ``seq_len`` (default ``info.seq_len``), batch ``batch`` (None: any), at ``opset``
     (:data:`MIN_OPSET` to the installed onnx's latest), convolution form ``conv`` (:data:`CONV_METHODS`).
-    Checked by ``onnx.checker`` before it is returned."""
+    The graph computes the model in eval mode (dropout off, BatchNorm's running statistics), whatever mode the
+    module is in.  Checked by ``onnx.checker`` before it is returned."""
     from s4op_kernels.export import model_entries
     from s4op_kernels.models.backbone import SequenceClassifier
 
@@ -384,10 +385,10 @@ def export_onnx(model, path: PathLike, *, seq_len: Optional[int] = None, batch: 
     atomic_write_bytes(path, blob)
     props = {p.key: p.value for p in m.metadata_props}
     return {"path": path, "file_bytes": len(blob), "seq_len": int(props["s4op.seq_len"]), "batch": batch,
-            "opset": opset, "conv": props["s4op.conv"],
+            "opset": int(m.opset_import[0].version), "conv": props["s4op.conv"],
             "active_channels": [int(a) for a in props["s4op.active_channels"].split(",")],
             "channels": [int(props["s4op.d_model"])] * len(props["s4op.active_channels"].split(","))}
 
 
 __all__ = ["AUTO_DIRECT_MAX_LEN", "CONV_METHODS", "DEFAULT_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME",
-           "conv_method", "export_onnx", "fft_length", "onnx_model"]
+           "block_size", "conv_method", "export_onnx", "fft_length", "onnx_model"]

@@ -100,6 +100,15 @@ def test_token_ids_all_padding_pool_to_zeros_like_the_model():
     assert_close(run(session(onnx_model(model, seq_len=TOKENS.seq_len)), x), expected64(model, x), torch.float32)
 
 
+def test_a_module_in_training_mode_exports_its_eval_computation():
+    info, kw = KINDS["ucr-batch-postnorm"]  # BatchNorm: batch statistics in training, running ones in eval
+    model = make_model(info, rate=0.5, **kw).train()
+    m = onnx_model(model, seq_len=info.seq_len)
+    assert model.training  # the module is left as it was
+    x = inputs(info, 3, info.seq_len)
+    assert_close(run(session(m), x), expected64(model.eval(), x), torch.float32)
+
+
 # ---------------------------------------------------------------------------------------------- no compute for pruned
 def _shapes(m) -> dict[str, list]:
     """Every node output's inferred shape (symbolic dims as their names)."""

@@ -166,12 +166,17 @@ def _layer_entries(i: int, block, H: int, max_len: int) -> dict[str, np.ndarray]
     return out
 
 
-def model_entries(model: nn.Module, info, *, max_len: Optional[int] = None) -> dict[str, np.ndarray]:
-    """The file's entries (name -> array) for a ``SequenceClassifier`` and its task's ``TaskInfo``."""
+def model_entries(model: nn.Module, info=None, *, max_len: Optional[int] = None) -> dict[str, np.ndarray]:
+    """The file's entries (name -> array) for a ``SequenceClassifier`` and its task's ``TaskInfo``.
+
+    Also the one walk over a model that the other exports read (``onnx_export``): ``info`` may then be None
+    (``arch.multilabel`` is 0) when ``max_len`` is given."""
     from s4op_kernels.models.backbone import SequenceClassifier
 
     if not isinstance(model, SequenceClassifier):
         raise TypeError(f"export(model): expected a SequenceClassifier, got {type(model).__name__}")
+    if info is None and max_len is None:
+        raise ValueError("export: give max_len (the longest input) or info (the task, whose seq_len is the default)")
     max_len = check_int(info.seq_len if max_len is None else max_len, "max_len", func="export", minimum=1)
     H = model.d_model
     e: dict[str, np.ndarray] = {}
@@ -186,7 +191,7 @@ def model_entries(model: nn.Module, info, *, max_len: Optional[int] = None) -> d
     e["arch.d_model"] = np.int64(H)
     e["arch.n_layers"] = np.int64(len(model.blocks))
     e["arch.num_classes"] = np.int64(model.num_classes)
-    e["arch.multilabel"] = np.int64(bool(info.multilabel))
+    e["arch.multilabel"] = np.int64(bool(info is not None and info.multilabel))
     e["arch.prenorm"] = np.int64(bool(model.blocks[0].prenorm)) if len(model.blocks) else np.int64(0)
     e["arch.max_len"] = np.int64(max_len)
     for i, block in enumerate(model.blocks):

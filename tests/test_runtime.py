@@ -6,7 +6,6 @@ the runtime's argument checks; s4op-infer."""
 
 from __future__ import annotations
 
-import copy
 import shutil
 import struct
 import subprocess
@@ -16,63 +15,10 @@ import numpy as np
 import pytest
 import torch
 
+from factories import ECG, KINDS, RATES, TOKENS, expected64, inputs, make_model
 from s4op_kernels import runtime
-from s4op_kernels.data.base import TaskInfo
 from s4op_kernels.export import FORMAT_VERSION, ModelFileError, export_model, footprint, read_model_file
-from s4op_kernels.models import Config, build_model
-from s4op_kernels.pruning import compact_model
 from tolerances import assert_close
-
-ECG = TaskInfo("ecg-synthetic", 6, 40, multilabel=True, in_channels=2)
-UCR = TaskInfo("ucr", 4, 33, in_channels=3)
-TOKENS = TaskInfo("listops", 10, 37, vocab_size=20)
-KINDS = {
-    "ecg-layer-postnorm": (ECG, dict(norm="layer", prenorm=False)),
-    "ucr-batch-postnorm": (UCR, dict(norm="batch", prenorm=False)),
-    "tokens-layer-prenorm": (TOKENS, dict(norm="layer", prenorm=True)),
-    "tokens-batch-prenorm": (TOKENS, dict(norm="batch", prenorm=True)),
-    "ecg-none": (ECG, dict(norm="none", prenorm=True)),
-}
-RATES = {"rate0": 0.0, "rate50": 0.5, "rate90": 0.9, "all-but-one": "one", "none-kept": "none"}
-
-
-def make_model(info, layer="s4d", seed=0, rate=0.0, compact=False, **kw):
-    cfg = Config(name="t", n_layers=3, d_model=10, d_state=8, layer=layer, **kw)
-    model = build_model(cfg, info, seed=seed)
-    g = torch.Generator().manual_seed(seed + 1)
-    for m in model.modules():  # BatchNorm with non-trivial statistics, as after training
-        if isinstance(m, torch.nn.BatchNorm1d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.randn(m.num_features, generator=g))
-    H = cfg.d_model
-    for i, ssm in enumerate(model.ssm_layers()):
-        if rate == "one":
-            keep = [i % H]
-        elif rate == "none":
-            keep = []
-        else:
-            keep = sorted(torch.randperm(H, generator=g)[: H - round(rate * H)].tolist())
-        ssm.set_active_channels(keep)
-    model.eval()
-    return compact_model(model).eval() if compact else model
-
-
-def inputs(info, B, L, seed=0, pad=True):
-    g = torch.Generator().manual_seed(seed)
-    if info.vocab_size is not None:
-        x = torch.randint(1, info.vocab_size, (B, L), generator=g)
-        if pad and L > 2:
-            x[0, L // 2:] = 0  # padding at the end of the first example
-        return x
-    return torch.randn(B, L, info.in_channels, generator=g)
-
-
-def expected64(model, x, lengths=None):
-    m64 = copy.deepcopy(model).double().eval()
-    with torch.no_grad():
-        return m64(x if not x.is_floating_point() else x.double(), lengths)
-
 
 @pytest.mark.parametrize("layer", ["s4d", "s4"])
 @pytest.mark.parametrize("rate", list(RATES.values()), ids=list(RATES))

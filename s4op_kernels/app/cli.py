@@ -398,25 +398,54 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_FORMATS = ("s4m", "onnx")
+
+
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="write a checkpoint as a model file for the torch-free runtime (s4op-infer)",
+    p = sub.add_parser("export", help="write a checkpoint as a model file for the torch-free runtime (s4op-infer) "
+                                      "or as an ONNX model",
                        description="Write the checkpoint that save_checkpoint wrote (a run folder's baseline or "
                                    "rate_<r>: PATH of PATH.safetensors + PATH.json) as a .s4m model file for the "
-                                   "C++ runtime, and print its size and footprint, pruned vs the dense model.")
+                                   "C++ runtime, and print its size and footprint, pruned vs the dense model; or, "
+                                   "with --format onnx, as an ONNX model (ONNX Runtime and other ONNX tools; pruned "
+                                   "channels cost no compute in its graph; needs pip install \"s4op-kernels[onnx]\").")
     p.add_argument("checkpoint", help="checkpoint path (stem, .safetensors or .json)")
-    p.add_argument("-o", "--output", required=True, help="the model file to write (e.g. model.s4m)")
+    p.add_argument("-o", "--output", required=True, help="the file to write (e.g. model.s4m or model.onnx)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="s4m",
+                   help="s4m: the torch-free runtime's model file (default); onnx: an ONNX model")
     p.add_argument("--max-len", type=_count(1), default=None,
-                   help="the longest input the runtime will get (default: the checkpoint's task length)")
-    p.add_argument("--batch", type=_count(1), default=1, help="batch size of the footprint figures (default 1)")
+                   help="s4m: the longest input the runtime will get (default: the checkpoint's task length)")
+    p.add_argument("--batch", type=_count(1), default=None,
+                   help="s4m: batch size of the footprint figures (default 1); onnx: a fixed batch size for the "
+                        "graph (default: any batch)")
+    p.add_argument("--seq-len", type=_count(1), default=None,
+                   help="onnx: the input length the graph takes, fixed (default: the checkpoint's task length)")
+    p.add_argument("--opset", type=_count(1), default=None, help="onnx: the ONNX opset (default 20; 17 or later)")
+    p.add_argument("--conv", default=None, choices=("auto", "direct", "fft"),
+                   help="onnx: the convolution's form in the graph (default auto: direct GEMMs up to L = 2048, "
+                        "DFT above)")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from s4op_kernels.export import export_checkpoint
-
     out = args.output
     if os.path.isdir(out):
-        raise _UsageError(f"--output {out} is a folder; give a file name such as {os.path.join(out, 'model.s4m')}")
-    res = export_checkpoint(args.checkpoint, out, max_len=args.max_len, batch=args.batch)
+        raise _UsageError(f"--output {out} is a folder; give a file name such as "
+                          f"{os.path.join(out, 'model.' + args.format)}")
+    other = {"s4m": "onnx", "onnx": "s4m"}[args.format]
+    if out.lower().endswith("." + other):
+        raise _UsageError(f"--output {out} ends in .{other} but --format is {args.format}; pass --format {other} "
+                          f"or name the file *.{args.format}")
+    only = {"s4m": ("max_len",), "onnx": ("seq_len", "opset", "conv")}
+    for name in only[other]:
+        if getattr(args, name) is not None:
+            flag = "--" + name.replace("_", "-")
+            hint = " (the ONNX graph's input length is --seq-len)" if name == "max_len" else ""
+            raise _UsageError(f"{flag} is for --format {other}, not {args.format}{hint}")
+    if args.format == "onnx":
+        return _export_onnx(args)
+    from s4op_kernels.export import export_checkpoint
+
+    res = export_checkpoint(args.checkpoint, out, max_len=args.max_len, batch=1 if args.batch is None else args.batch)
     p, d = res["pruned"], res["dense"]
     print(f"wrote {out}: {p['file_bytes']:,} bytes; {p['active_channels']} of {p['channels']} SSM operators active; "
           f"kernels up to L = {p['max_len']}")
@@ -427,6 +456,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
     total_p = p["weight_bytes"] + p["spectra_bytes"] + p["activation_bytes"]
     total_d = d["weight_bytes"] + d["spectra_bytes"] + d["activation_bytes"]
     print(f"{'footprint':28}{total_p:>14,}{total_d:>14,}  ({total_p / total_d:.0%} of dense)")
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from s4op_kernels.onnx_export import DEFAULT_OPSET, export_onnx
+
+    if importlib.util.find_spec("onnx") is None:
+        print("s4op export: error: --format onnx needs the onnx package: pip install \"s4op-kernels[onnx]\"",
+              file=sys.stderr)
+        return 1
+    res = export_onnx(args.checkpoint, args.output, seq_len=args.seq_len, batch=args.batch,
+                      opset=DEFAULT_OPSET if args.opset is None else args.opset,
+                      conv="auto" if args.conv is None else args.conv)
+    active, channels = sum(res["active_channels"]), sum(res["channels"])
+    batch = "any batch" if res["batch"] is None else f"batch {res['batch']}"
+    print(f"wrote {res['path']}: {res['file_bytes']:,} bytes; {active} of {channels} SSM operators active "
+          f"(per layer: {', '.join(map(str, res['active_channels']))}); input length {res['seq_len']}, {batch}; "
+          f"opset {res['opset']}; convolution: {res['conv']}")
     return 0
 
 

@@ -1,0 +1,63 @@
+"""``torch.export.export`` of classifiers with our layers: the exported program runs and matches the eager model
+(issue 16), for S4D and S4, pruned and compacted, continuous and token inputs, with a dynamic batch.
+
+Exported in grad mode (the default), the layers take their training path: the reference ops, kernels generated
+from the parameters in the graph.  Exported under ``torch.no_grad()`` / ``inference_mode`` the graph keeps our
+custom ops (``s4op::s4d_kernel`` / ``s4op::dplr_spectrum``, ``s4op::sparse_fftconv``, through their fakes).  The
+cases marked xfail (strict) pass once the layer and backbone changes given in the issue 16 report land (then
+remove the marks): the inference caches of ``layers/_base.py`` (``_conv_args``, ``_mixing_weights``) traced into
+the graph; S4's kernel length read from its ``l_kernel`` buffer (a fake tensor while exporting) in
+``layers/s4.py``; and the token encoder's per-example copy in ``SequenceClassifier._encode_rows``, a branch on
+the batch size that fixes the dynamic batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from factories import KINDS, expected64, inputs, make_model
+from tolerances import assert_close
+
+CASES = {  # name -> (kind, rate, compact)
+    "ecg-dense": ("ecg-layer-postnorm", 0.0, False),
+    "ecg-pruned50-compact": ("ecg-layer-postnorm", 0.5, True),
+    "tokens-pruned90": ("tokens-batch-prenorm", 0.9, False),
+}
+_CACHES = "layers/_base.py: the inference caches (_conv_args, _mixing_weights) must be bypassed while exporting"
+_S4_LENGTH = "layers/s4.py: _prepare_forward reads l_kernel from a buffer, a fake tensor while exporting"
+_TOKENS = "models/backbone.py: _encode_rows branches on the batch size (> 8), which fixes the dynamic batch"
+
+
+def _mode_context(mode):
+    return {"grad": torch.enable_grad, "no_grad": torch.no_grad, "inference": torch.inference_mode}[mode]()
+
+
+@pytest.mark.parametrize("mode", ["grad", "no_grad", "inference"])
+@pytest.mark.parametrize("layer", ["s4d", "s4"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_exported_program_runs_and_matches_the_eager_model(request, case, layer, mode):
+    if layer == "s4":
+        request.applymarker(pytest.mark.xfail(raises=Exception, strict=True, reason=_S4_LENGTH))
+    elif mode != "grad":
+        reason = _CACHES + ("; " + _TOKENS if case.startswith("tokens") else "")
+        request.applymarker(pytest.mark.xfail(raises=RuntimeError, strict=True, reason=reason))
+    kind, rate, compact = CASES[case]
+    info, kw = KINDS[kind]
+    model = make_model(info, layer=layer, rate=rate, compact=compact, **kw)
+    L = info.seq_len
+    with torch.no_grad():
+        model(inputs(info, 1, L))  # S4: C-tilde set up for L by an eager forward, as before any deployment
+    batch = torch.export.Dim("batch")
+    with _mode_context(mode):
+        program = torch.export.export(model, (inputs(info, 2, L),), dynamic_shapes=({0: batch},))
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    if mode != "grad":  # the inference path: our custom ops, not the reference's FFTs
+        assert any(op.startswith("s4op.") for op in ops), sorted(ops)
+    exported = program.module()
+    for B in (1, 3):
+        x = inputs(info, B, L, seed=B)
+        with torch.no_grad():
+            out = exported(x)
+            eager = model(x)
+        assert_close(out, expected64(model, x), torch.float32, what=f"exported B={B}")
+        assert_close(out, eager, torch.float32, what=f"exported B={B} vs eager")

@@ -30,6 +30,18 @@ def make_input(B: int, H: int, L: int, seed: int, dtype=torch.float32) -> torch.
     return torch.randn(B, H, L, generator=g, dtype=torch.float64).to(dtype)
 
 
+def dplr_args(H: int, N2: int, seed: int = 0, dtype=torch.float64, imag_max: float = None):
+    """DPLR kernel tensors in the op's layout (log_dt (H,), A_real/A_imag (H, N2), B/P/C (H, N2, 2)): LegS-like
+    values (Re Lambda about -1/2, Im Lambda up to a few hundred, dt log-uniform in [1e-3, 1e-1])."""
+    g = torch.Generator().manual_seed(seed)
+    imag_max = 10.0 * N2 if imag_max is None else imag_max
+    log_dt = torch.rand(H, generator=g, dtype=torch.float64) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)
+    A_real = torch.log(0.5 + 0.05 * torch.rand(H, N2, generator=g, dtype=torch.float64))
+    A_imag = torch.exp(torch.rand(H, N2, generator=g, dtype=torch.float64) * math.log(imag_max / 0.1)) * 0.1
+    B, P, C = (torch.randn(H, N2, 2, generator=g, dtype=torch.float64) for _ in range(3))
+    return tuple(t.to(dtype) for t in (log_dt, A_real, A_imag, B, P * 0.5, C))
+
+
 def some_channels(H: int, fraction_pruned: float, seed: int) -> list[int]:
     """A seeded random set of channels to keep, pruning round(fraction * H) of them."""
     g = torch.Generator().manual_seed(seed + 7)

@@ -296,8 +296,10 @@ _KERNEL_FUNCTIONS = {
 
 
 def interpreting() -> bool:
-    """Triton's interpreter is on (read as Triton reads it, at launch time)."""
-    return bool(triton.knobs.runtime.interpret)
+    """Triton's interpreter is on (read as Triton reads it when a kernel is jitted: ``triton.knobs`` from
+    Triton 3.4, the environment before)."""
+    knobs = getattr(triton, "knobs", None)
+    return bool(knobs.runtime.interpret) if knobs is not None else dispatch.triton_interpreting()
 
 
 @functools.lru_cache(maxsize=None)
@@ -460,7 +462,7 @@ def sparse_fftconv(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: 
                 u, out, kf_real, D, slot, f1, f2, tw, H, L, H_out, n_fft // 2 + 1, n_fft,
                 1 / math.sqrt(plan.n1), 1 / math.sqrt(plan.n2),
                 N1=plan.n1, N2=plan.n2, P1=plan.P1, P2=plan.P2, GELU=gelu, ONES=append_ones, INDEX_64=index_64,
-                PRECISION="tf32x3" if u.dtype == torch.float32 else "ieee",
+                PRECISION="tf32x3" if u.dtype == torch.float32 else "tf32",  # (only fp32 operands read it)
             )
             return out
         except triton.runtime.errors.OutOfResources as err:  # this GPU cannot hold the tile: fall back, once

@@ -38,6 +38,14 @@ def available_backends() -> list[str]:
     return ([CPU] if _ext.extension_available() else []) + ([TRITON] if triton_available() else []) + [REFERENCE]
 
 
+def backends_for(device) -> list[str]:
+    """The available backends that run tensors on ``device`` (a torch.device or its name): ``"cpu"`` runs CPU
+    tensors only, ``"triton"`` CUDA tensors (and CPU tensors under the interpreter), ``"reference"`` any."""
+    device = torch.device(device)
+    ok = {CPU: device.type == "cpu", TRITON: triton_runs_on(device), REFERENCE: True}
+    return [name for name in available_backends() if ok[name]]
+
+
 @functools.lru_cache(maxsize=None)
 def triton_importable() -> bool:
     """Triton is installed (found without importing it: ``import s4op_kernels`` never imports Triton)."""

@@ -371,6 +371,8 @@ def test_the_backend_is_listed_resolved_and_inference_only():
     cuda = torch.device("cuda")
     assert dispatch.resolve(cuda, needs_grad=False) == "triton"  # auto: CUDA tensors take Triton
     assert dispatch.resolve(cuda, needs_grad=True) == "reference"
+    assert dispatch.backends_for(cuda)[0] == "triton" and "cpu" not in dispatch.backends_for(cuda)
+    assert ("triton" in dispatch.backends_for("cpu")) == (not ON_GPU)  # CPU tensors: only under the interpreter
     u = torch.randn(1, 2, 8, device=DEVICE, requires_grad=True)
     k_f = torch.zeros(1, 9, dtype=torch.complex64, device=DEVICE)
     with s4op_kernels.use_backend("triton"), pytest.raises(RuntimeError, match="'triton' is inference-only"):

@@ -58,8 +58,8 @@ FALLBACK_REASONS: dict[tuple, str] = {}  # shapes whose fused launch the GPU ref
 
 # ----------------------------------------------------------------------------------------------------- kernels
 def _fftconv_fused_kernel(
-    u_ptr, y_ptr, kf_ptr, d_ptr, slot_ptr, f1_ptr, f2_ptr, tw_ptr,
-    H, L, H_OUT, NBINS, N, S1, S2,
+    u_ptr, y_ptr, kf_ptr, d_ptr, act_ptr, f1_ptr, f2_ptr, tw_ptr,
+    H, L, H_OUT, A, SEARCH_STEPS, NBINS, N, S1, S2,
     N1: tl.constexpr, N2: tl.constexpr, P1: tl.constexpr, P2: tl.constexpr,
     GELU: tl.constexpr, ONES: tl.constexpr, INDEX_64: tl.constexpr, PRECISION: tl.constexpr,
 ):
@@ -75,9 +75,18 @@ def _fftconv_fused_kernel(
     valid = in_seq & (t < L)
     x = tl.load(u_ptr + (b * H + h) * L + t, mask=valid, other=0.0)
     xf = x.to(tl.float32)
-    slot = tl.load(slot_ptr + h)
-    if INDEX_64:
-        slot = slot.to(tl.int64)
+    # This channel's row in the active list (binary search of the sorted ``active``; -1: pruned).  Every index
+    # formed below is j in [0, A) or h in [0, H), whatever ``active`` holds: never out of bounds.
+    lo = h * 0
+    hi = lo + A
+    for _ in range(0, SEARCH_STEPS):
+        mid = (lo + hi) // 2
+        v = tl.load(act_ptr + mid, mask=mid < A, other=0)
+        right = v < h
+        lo = tl.where(right, mid + 1, lo)
+        hi = tl.where(right, hi, mid)
+    hit = tl.load(act_ptr + lo, mask=lo < A, other=-1) == h
+    slot = tl.where(hit, lo, -1)
     if slot >= 0:
         dot_t = f1_ptr.dtype.element_ty
         i1 = tl.arange(0, P1)
@@ -131,7 +140,7 @@ def _fftconv_fused_kernel(
 
 
 def _fftconv_epilogue_kernel(
-    u_ptr, ya_ptr, y_ptr, d_ptr, slot_ptr, H, L, H_OUT, A, YA_ROW,
+    u_ptr, ya_ptr, y_ptr, d_ptr, act_ptr, H, L, H_OUT, A, SEARCH_STEPS, YA_ROW,
     BLOCK: tl.constexpr, GELU: tl.constexpr, ONES: tl.constexpr, INDEX_64: tl.constexpr, F64: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -143,9 +152,18 @@ def _fftconv_epilogue_kernel(
     m = t < L
     cdt = tl.float64 if F64 else tl.float32
     x = tl.load(u_ptr + (b * H + h) * L + t, mask=m, other=0.0).to(cdt)
-    slot = tl.load(slot_ptr + h)
-    if INDEX_64:
-        slot = slot.to(tl.int64)
+    # This channel's row in the active list (binary search of the sorted ``active``; -1: pruned).  Every index
+    # formed below is j in [0, A) or h in [0, H), whatever ``active`` holds: never out of bounds.
+    lo = h * 0
+    hi = lo + A
+    for _ in range(0, SEARCH_STEPS):
+        mid = (lo + hi) // 2
+        v = tl.load(act_ptr + mid, mask=mid < A, other=0)
+        right = v < h
+        lo = tl.where(right, mid + 1, lo)
+        hi = tl.where(right, hi, mid)
+    hit = tl.load(act_ptr + lo, mask=lo < A, other=-1) == h
+    slot = tl.where(hit, lo, -1)
     if slot >= 0:
         conv = tl.load(ya_ptr + (b * A + slot) * YA_ROW + t, mask=m, other=0.0).to(cdt)
         y = conv + tl.load(d_ptr + slot).to(cdt) * x
@@ -397,22 +415,16 @@ def _check_device(t: torch.Tensor, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------- launchers
-def slot_map(active: torch.Tensor, H: int, what: str) -> torch.Tensor:
-    """slot[h] = j where active[j] == h, -1 for pruned channels: (H,) int32 on active's device.
-
-    Every index the kernels form comes from this map (h in [0, H), j in [0, A)), so a bad ``active`` cannot make
-    them read or write out of bounds.  On CPU tensors it is checked here (sorted, distinct, in range: the
-    op's contract); on a GPU the scatter's own bounds check applies (no host synchronization per call)."""
+def check_active(active: torch.Tensor, H: int, what: str) -> None:
+    """On CPU tensors (the interpreter), the op's contract on ``active``: sorted, distinct, in [0, H).  Not on a
+    GPU (it would cost a host synchronization per call): there the kernels' binary search treats a channel it
+    does not find as pruned, and every index they form stays in bounds whatever ``active`` holds."""
     A = active.shape[0]
     if active.device.type == "cpu" and A:
         if int(active.min()) < 0 or int(active.max()) >= H:
             raise ValueError(f"{what}: active holds channel indices outside [0, {H})")
         if A > 1 and not bool((active[1:] > active[:-1]).all()):
             raise ValueError(f"{what}: active must be strictly increasing (sorted, distinct channel indices)")
-    slot = torch.full((H,), -1, dtype=torch.int32, device=active.device)
-    if A:
-        slot.index_copy_(0, active, torch.arange(A, dtype=torch.int32, device=active.device))
-    return slot
 
 
 def _fused_ok(plan: Optional[FFTPlan], u: torch.Tensor) -> bool:
@@ -441,7 +453,9 @@ def sparse_fftconv(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: 
         return out
     u = u.contiguous()
     A = active.shape[0]
-    slot = slot_map(active, H, what)
+    check_active(active, H, what)
+    active = active.contiguous()
+    steps = A.bit_length()  # binary search steps over A sorted entries
     gelu = activation == "gelu"
     plan = fft_plan(n_fft)
     if path is None:
@@ -459,7 +473,7 @@ def sparse_fftconv(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: 
         grid = check_grid((B * H,), what)
         try:
             _kernel("fused")[grid](
-                u, out, kf_real, D, slot, f1, f2, tw, H, L, H_out, n_fft // 2 + 1, n_fft,
+                u, out, kf_real, D, active, f1, f2, tw, H, L, H_out, A, steps, n_fft // 2 + 1, n_fft,
                 1 / math.sqrt(plan.n1), 1 / math.sqrt(plan.n2),
                 N1=plan.n1, N2=plan.n2, P1=plan.P1, P2=plan.P2, GELU=gelu, ONES=append_ones, INDEX_64=index_64,
                 PRECISION="tf32x3" if u.dtype == torch.float32 else "tf32",  # (only fp32 operands read it)
@@ -478,7 +492,7 @@ def sparse_fftconv(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: 
     index_64 = needs_int64(u.numel(), out.numel(), ya.numel())
     grid = check_grid((B * H, triton.cdiv(L, EPILOGUE_BLOCK)), what)
     _kernel("epilogue")[grid](
-        u, ya if ya.numel() else u, out, D, slot, H, L, H_out, A, n_fft,
+        u, ya if ya.numel() else u, out, D, active, H, L, H_out, A, steps, n_fft,
         BLOCK=EPILOGUE_BLOCK, GELU=gelu, ONES=append_ones, INDEX_64=index_64, F64=compute == torch.float64,
     )
     return out

@@ -10,6 +10,7 @@ on CUDA tensors (benchmarks/gpu/run_gpu_check.py).  Guards for what the interpre
 
 from __future__ import annotations
 
+import bisect
 import importlib.util
 import math
 import os
@@ -237,16 +238,42 @@ def test_a_gpu_that_cannot_hold_the_tile_falls_back_once(tk, monkeypatch):
     assert not tk._fused_ok(tk.fft_plan(60), args[0])
 
 
-def test_active_is_checked_on_cpu_and_every_index_comes_from_the_slot_map(tk):
+def test_active_is_checked_on_cpu_tensors(tk):
     if ON_GPU:
-        pytest.skip("the value checks are the CPU tensors' (a GPU relies on the scatter's own bounds check)")
+        pytest.skip("the value checks are the CPU tensors' (on a GPU they would cost a synchronization per call)")
     args, _ = conv_case(1, 4, 10, 20, 0.5, torch.float32)
     u, k_f, D, active = args
     for bad, match in ((active.flip(0), "strictly increasing"), (active + 10, "outside"), (active - 5, "outside")):
         with pytest.raises(ValueError, match=match):
             tk.sparse_fftconv(u, k_f, D, bad, 20)
-    slot = tk.slot_map(torch.tensor([1, 3]), 5, "x")
-    assert slot.tolist() == [-1, 0, -1, 1, -1] and slot.dtype == torch.int32
+
+
+@pytest.mark.parametrize("path", ["fused", "fallback"])
+def test_a_bad_active_never_makes_the_kernels_read_out_of_bounds(path, tk, monkeypatch):
+    # What a GPU call gets (no value check there): channels the binary search does not find are treated as pruned,
+    # and k_f / D are read only at rows j < A.  k_f and D sit inside NaN sentinels: a read past them would show.
+    monkeypatch.setattr(tk, "check_active", lambda *a: None)
+    B, H, L, n = 2, 5, 21, 41
+    args, _ = conv_case(B, H, L, n, 0.4, torch.float32, seed=8)
+    u, k_f, D, _ = args
+    k_f, D = _in_sentinels(k_f)[0], _in_sentinels(D)[0]
+    bad = torch.tensor([-3, 2, 99], device=DEVICE)[: k_f.shape[0]]  # h = 2 is found (row 1); the others never match
+    if path == "fallback":  # the gather is torch's (index_select refuses out-of-range rows itself)
+        bad = torch.tensor([2, 1, 4], device=DEVICE)[: k_f.shape[0]]  # unsorted: the search finds 4 only
+    y = tk.sparse_fftconv(u, k_f, D, bad, n, path=path)
+    assert torch.isfinite(y).all()
+    order = bad.tolist()
+    found = {h: bisect.bisect_left(order, h) for h in range(H)}  # the kernels' binary search, as on sorted input
+    found = {h: j for h, j in found.items() if j < len(order) and order[j] == h}
+    assert found == ({2: 1} if path == "fused" else {4: 2})
+    for h in range(H):
+        if h in found:
+            j = found[h]
+            want = sparse_fftconv_ref(u[:, h:h + 1].double().cpu(), k_f[j:j + 1].cpu().to(torch.complex128),
+                                      D[j:j + 1].double().cpu(), torch.tensor([0]), n)
+            assert_close(y[:, h:h + 1], want, torch.float32, what=f"channel {h}")
+        else:
+            assert torch.equal(y[:, h], u[:, h]), h
 
 
 def test_the_kernels_call_only_triton_builtins(tk):

@@ -6,12 +6,13 @@ handed to ``triton.jit`` on first use and kept per mode (compiled for CUDA, or T
 kernel is first launched, never on when this module was imported.
 
 sparse_fftconv (docs/design.md, "The Triton backend"):
-  * fused path, n = n1 * n2 with padded tiles P1 x P2 <= ``FUSED_MAX_TILE`` elements: one program per (batch
-    row, channel).  An active channel's program loads u[:L] as a (P1, P2) tile (t = n2 j1 + j2, zero past L),
-    and runs the length-n DFT as the four-step (Monarch) factorization entirely in registers: the n1-point DFT
-    as a ``tl.dot`` with the (P1, P1) DFT matrix, the twiddle multiply, the n2-point DFT as a ``tl.dot`` with
-    the (P2, P2) matrix (real and imaginary parts as separate tiles), the product with the spectrum k_f (read
-    in the four-step's frequency order, the upper half by conjugate symmetry), the inverse the same way back,
+  * fused path, n = n1 * n2 with padded tiles P1 x P2 <= ``FUSED_MAX_TILE`` elements (by default 8192 for
+    fp16/bf16 and 4096 for float32: ``FUSED_DEFAULT_MAX_TILE``): one program per (batch row, channel).  An
+    active channel's program loads u[:L] as a (P1, P2) tile (t = n2 j1 + j2, zero past L), and runs the
+    length-n DFT as the four-step (Monarch) factorization entirely in registers: the n1-point DFT as a
+    ``tl.dot`` with the (P1, P1) DFT matrix, the twiddle multiply, the n2-point DFT as a ``tl.dot`` with the
+    (P2, P2) matrix (real and imaginary parts as separate tiles), the product with the spectrum k_f (read in
+    the four-step's frequency order, the upper half by conjugate symmetry), the inverse the same way back,
     ``+ D u``, GELU if asked, and stores y[:L] only.  A pruned channel's program stores u (or gelu(u)); with
     ``append_ones`` the programs of the last channel also store the channel of ones.  One launch in all.
     Every tile rounded to fp16/bf16 for a tensor-core product is first scaled as by a unitary DFT
@@ -25,9 +26,9 @@ s4d_kernel: one program per (row, block of L); the modes summed one per step int
   phase has no float32 error.
 dplr_spectrum: one program per (row, block of frequency bins); the Cauchy sums in float64, one mode per step.
 
-The kernels use only Triton builtins (no ``tl.sum``, ``tl.zeros`` or other library functions that Triton jits when it is
-imported: those stay compiled-mode functions if Triton was imported before ``TRITON_INTERPRET=1`` was set, and
-the interpreter cannot call them).
+The kernels use only Triton builtins (no ``tl.sum``, ``tl.zeros`` or other library functions that Triton jits
+when it is imported: those stay compiled-mode functions if Triton was imported before ``TRITON_INTERPRET=1``
+was set, and the interpreter cannot call them).
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ from s4op_kernels.ops import dispatch
 # matrices of at most 128 x 128 from L2; past it the registers and shared memory one program can hold on an
 # H100/H200-class SM (64 K registers, 228 KB shared) are exceeded and the FFT is better left to cuFFT.
 FUSED_MAX_TILE = 8192
+# The default cut per input dtype (the path= argument overrides it).  fp16/bf16 tiles run at the tensor cores'
+# full rate.  float32 needs tf32x3 (three TF32 passes, about 6x the bf16 time) for float32 accuracy: at n = 8192
+# one program's chain of dots is modelled slower than cuFFT (benchmarks/gpu/design_model.py), so float32 takes
+# the fallback there until a GPU measurement (benchmarks/gpu/run_gpu_check.sh: ours vs ours_fallback) says more.
+FUSED_DEFAULT_MAX_TILE = {torch.float16: 8192, torch.bfloat16: 8192, torch.float32: 4096}
 MIN_DOT = 16  # tl.dot needs every dimension >= 16 on NVIDIA GPUs (the interpreter does not check it)
 MAX_GRID = (2**31 - 1, 65535, 65535)  # CUDA grid limits per axis
 INT32_MAX = 2**31 - 1
@@ -428,7 +434,8 @@ def check_active(active: torch.Tensor, H: int, what: str) -> None:
 
 
 def _fused_ok(plan: Optional[FFTPlan], u: torch.Tensor) -> bool:
-    if plan is None or u.dtype == torch.float64:
+    """The default path is the fused one: a plan within the dtype's cut, and no earlier refusal by this GPU."""
+    if plan is None or plan.P1 * plan.P2 > FUSED_DEFAULT_MAX_TILE.get(u.dtype, 0):
         return False
     return (plan, u.dtype, u.device.type) not in FALLBACK_REASONS
 
@@ -438,9 +445,9 @@ def sparse_fftconv(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: 
                    out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The op on the Triton kernels (arguments already checked by the op's ``_check_args``).
 
-    ``path``: None (the fused path when :func:`fft_plan` has a plan for n_fft and u is not float64, else the
-    fallback), ``"fused"`` or ``"fallback"`` (tests and benchmarks).  ``out``: the (B, H [+ 1], L) output to
-    write (tests place it inside a larger sentinel buffer)."""
+    ``path``: None (the fused path when :func:`fft_plan` has a plan for n_fft within the dtype's
+    ``FUSED_DEFAULT_MAX_TILE``, else the fallback), ``"fused"`` or ``"fallback"`` (tests and benchmarks).
+    ``out``: the (B, H [+ 1], L) output to write (tests place it inside a larger sentinel buffer)."""
     what = "sparse_fftconv"
     _check_device(u, what)
     B, H, L = u.shape

@@ -86,8 +86,9 @@ def use_backend(name: str) -> Iterator[str]:
     if name not in valid:
         hint = f" ({_ext.unavailable_reason()})" if name == CPU else ""
         if name == TRITON:
-            hint = (" (Triton is not installed: pip install triton, or the package's [gpu] extra)" if not triton_importable()
-                    else " (no CUDA device; set TRITON_INTERPRET=1 before Triton is imported to run its interpreter on CPU tensors)")
+            hint = (" (Triton is not installed: pip install triton, or the package's [gpu] extra)"
+                    if not triton_importable() else
+                    " (no CUDA device; TRITON_INTERPRET=1 runs Triton's interpreter on CPU tensors)")
         raise ValueError(f"use_backend(name): unknown or unavailable backend {name!r}{hint}; choose one of {valid}")
     token = _current.set(name)
     try:

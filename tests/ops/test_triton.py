@@ -75,8 +75,8 @@ def test_fused_conv_matches_the_float64_reference(L, n, pruned, dtype, activatio
     assert tk.fft_plan(n) is not None
     B, H = (2, 5) if n <= 2048 else (1, 3)  # odd H; fewer programs where the interpreter's tiles are large
     args, args64 = conv_case(B, H, L, n, pruned, dtype, seed=L)
-    with torch.no_grad(), s4op_kernels.use_backend("triton"):
-        y = sparse_fftconv(*args, n, activation, ones)
+    with torch.no_grad():
+        y = tk.sparse_fftconv(*args, n, activation, ones, path="fused")
     assert y.shape == (B, H + ones, L) and y.dtype == dtype and y.device == DEVICE
     expected = sparse_fftconv_ref(*args64, n, activation, ones)
     assert_close(y, expected, dtype, what=f"fused n={n}")
@@ -105,8 +105,10 @@ def test_the_backend_picks_the_fused_path_up_to_the_cut_and_the_fallback_past_it
     calls = []
     real = tk._kernel
     monkeypatch.setattr(tk, "_kernel", lambda name: calls.append(name) or real(name))
-    for (L, n), dtype, want in [((4096, 8192), torch.float32, "fused"), ((4097, 8194), torch.float32, "epilogue"),
-                                ((100, 200), torch.float64, "epilogue")]:
+    cases = [((2048, 4096), torch.float32, "fused"), ((4096, 8192), torch.float16, "fused"),
+             ((4096, 8192), torch.float32, "epilogue"),  # float32 past its default cut (tf32x3: see FUSED_DEFAULT_MAX_TILE)
+             ((4097, 8194), torch.float16, "epilogue"), ((100, 200), torch.float64, "epilogue")]
+    for (L, n), dtype, want in cases:
         args, _ = conv_case(1, 2, L, n, 0.5, dtype)
         calls.clear()
         with torch.no_grad(), s4op_kernels.use_backend("triton"):

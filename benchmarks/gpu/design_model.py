@@ -93,10 +93,59 @@ def torch_path(B, H, L, n, A, s):
     return sum(k), k
 
 
+def rows(gpu) -> list[dict]:
+    out = []
+    for task, (B, H, _, L) in PAPER_SHAPES.items():
+        n = fft_size(L)
+        P1, P2 = plan(n)
+        for dtype, s in (("fp32", 4), ("bf16", 2)):
+            for rate in RATES:
+                A = H - round(rate * H)
+                nbytes, mma, t_mem, t_mma, t = ours(B, H, L, n, A, s, gpu, dtype == "fp32")
+                path = "fused" if P1 * P2 <= DEFAULT_CUT[dtype] else "fallback"
+                if path == "fallback":
+                    t = streamed(fallback(B, H, L, n, A, s)[1], gpu)
+                tb, kernels = torch_path(B, H, L, n, A, s)
+                bound = "memory" if t_mem >= t_mma else "MMA latency" if B * A <= gpu["sms"] else "MMA"
+                out.append(dict(task=task, B=B, H=H, L=L, n=n, tile=f"{P1}x{P2}", dtype=dtype, rate=rate, A=A,
+                                mb=nbytes / 1e6, gflop=mma / 1e9, t_mem=t_mem * 1e6, t_mma=t_mma * 1e6, bound=bound,
+                                path=path, ours=t * 1e6, torch_mb=tb / 1e6, torch_kernels=len(kernels),
+                                torch=streamed(kernels, gpu) * 1e6))
+    return out
+
+
+def compact(gpus) -> None:
+    """One line per (task, dtype), the three rates side by side, the speedup on each GPU."""
+    tables = {name: rows(GPUS[name]) for name in gpus}
+    first = tables[gpus[0]]
+    print("| task (B, H, L) | n, tile | dtype | default path | fused kernel MB | GFLOP (MMA) | bound (fused) | "
+          + " | ".join(f"{g.upper()} ours / torch us | {g.upper()} speedup" for g in gpus) + " |")
+    print("|---|---|---|---|---|---|---|" + "---|---|" * len(gpus))
+    for i in range(0, len(first), len(RATES)):
+        grp = first[i:i + len(RATES)]
+        r0 = grp[0]
+        cells = [f"{r0['task']} ({r0['B']}, {r0['H']}, {r0['L']})", f"{r0['n']}, {r0['tile']}", r0["dtype"], r0["path"],
+                 " / ".join(f"{r['mb']:.1f}" for r in grp), " / ".join(f"{r['gflop']:.2f}" for r in grp),
+                 " / ".join(sorted({r['bound'] for r in grp}, key=[r['bound'] for r in grp].index))]
+        for g in gpus:
+            gg = tables[g][i:i + len(RATES)]
+            cells.append(" / ".join(f"{r['ours']:.0f}:{r['torch']:.0f}" for r in gg))
+            cells.append(" / ".join(f"{r['torch'] / r['ours']:.1f}x" for r in gg))
+        print("| " + " | ".join(cells) + " |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpu", choices=list(GPUS), default="h100")
-    gpu = GPUS[parser.parse_args(argv).gpu]
+    parser.add_argument("--compact", action="store_true",
+                        help="one line per task and dtype (rates 0 / 50 / 90 %%), H100 and H200 side by side")
+    args = parser.parse_args(argv)
+    if args.compact:
+        print(f"# rates {' / '.join(f'{int(r * 100)} %' for r in RATES)}; MMA efficiency {MMA_EFFICIENCY}, HBM "
+              f"efficiency {HBM_EFFICIENCY}, launch gap {LAUNCH_GAP_S * 1e6:.1f} us")
+        compact(["h100", "h200"])
+        return 0
+    gpu = GPUS[args.gpu]
     print(f"# model: {gpu}, MMA efficiency {MMA_EFFICIENCY}, HBM efficiency {HBM_EFFICIENCY}, "
           f"launch gap {LAUNCH_GAP_S * 1e6:.1f} us")
     print("| task (B, H, L) | n, tile | dtype | rate | A | fused: MB | fused: GFLOP (MMA) | t_mem us | t_mma us "

@@ -118,3 +118,28 @@ def test_python_next_fast_size_agrees_with_the_core():
 
     for n in list(range(0, 2000)) + [4095, 4097, 8191, 65537, 10**6 + 1]:
         assert next_fast_size(n) == _ext.C().next_fast_size(max(n, 1)), n
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_inputs_on_the_reference_are_computed_in_float32(dtype):
+    # Half u (the triton backend's fast path; the reference takes it too, on any device): k_f complex64 and
+    # D float32, the result rounded once to u's dtype.  The compiled engine refuses it (test_cpu_backend).
+    B, H, L = 2, 5, 30
+    n = fft_size(L)
+    g = torch.Generator().manual_seed(3)
+    active = torch.tensor([0, 3, 4])
+    k_f = torch.fft.rfft(torch.randn(3, L, generator=g), n=n)
+    D = torch.randn(3, generator=g)
+    u = make_input(B, H, L, 3).to(dtype)
+    with s4op_kernels.use_backend("reference"):
+        y = sparse_fftconv(u, k_f, D, active, n, "gelu", True)
+    assert y.dtype == dtype and y.shape == (B, H + 1, L)
+    assert torch.equal(y, sparse_fftconv_ref(u.float(), k_f, D, active, n, "gelu", True).to(dtype))
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    D_half = D.to(dtype)
+    with FakeTensorMode() as fake:  # the fake (what a trace and every non-CPU device check) states the rule
+        args = [fake.from_tensor(t) for t in (u, k_f, D, active)]
+        assert torch.ops.s4op.sparse_fftconv(*args, n).dtype == dtype
+        with pytest.raises(TypeError, match="D must be torch.float32 for u of"):
+            torch.ops.s4op.sparse_fftconv(args[0], args[1], fake.from_tensor(D_half), args[3], n)

@@ -33,6 +33,7 @@ was set, and the interpreter cannot call them).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from typing import NamedTuple, Optional
@@ -414,10 +415,16 @@ def _dft_tables(plan: FFTPlan, dot_dtype: torch.dtype, device: torch.device):
 
 def _check_device(t: torch.Tensor, what: str) -> None:
     if not dispatch.triton_runs_on(t.device):
-        raise ValueError(f"{what}: the Triton kernels run on CUDA tensors, or on CPU tensors under TRITON_INTERPRET=1 "
-                         f"(set before the first Triton launch), got tensors on {t.device}")
+        raise ValueError(f"{what}: the Triton kernels run on CUDA tensors, or on CPU tensors under TRITON_INTERPRET=1, "
+                         f"got tensors on {t.device}")
     if t.device.type == "cpu" and not interpreting():
         raise RuntimeError(f"{what}: CPU tensors need Triton's interpreter, but triton.knobs.runtime.interpret is off")
+
+
+def _launch(name: str, device: torch.device, grid: tuple, *args, **kwargs) -> None:
+    """Launch kernel ``name`` on ``device`` (Triton launches on the current CUDA device: made ``device`` here)."""
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        _kernel(name)[grid](*args, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------- launchers
@@ -479,7 +486,8 @@ def sparse_fftconv(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: 
         index_64 = needs_int64(u.numel(), out.numel(), kf_real.numel())
         grid = check_grid((B * H,), what)
         try:
-            _kernel("fused")[grid](
+            _launch(
+                "fused", u.device, grid,
                 u, out, kf_real, D, active, f1, f2, tw, H, L, H_out, A, steps, n_fft // 2 + 1, n_fft,
                 1 / math.sqrt(plan.n1), 1 / math.sqrt(plan.n2),
                 N1=plan.n1, N2=plan.n2, P1=plan.P1, P2=plan.P2, GELU=gelu, ONES=append_ones, INDEX_64=index_64,
@@ -498,7 +506,8 @@ def sparse_fftconv(u: torch.Tensor, k_f: torch.Tensor, D: torch.Tensor, active: 
         ya = u.new_empty((0,), dtype=compute)
     index_64 = needs_int64(u.numel(), out.numel(), ya.numel())
     grid = check_grid((B * H, triton.cdiv(L, EPILOGUE_BLOCK)), what)
-    _kernel("epilogue")[grid](
+    _launch(
+        "epilogue", u.device, grid,
         u, ya if ya.numel() else u, out, D, active, H, L, H_out, A, steps, n_fft,
         BLOCK=EPILOGUE_BLOCK, GELU=gelu, ONES=append_ones, INDEX_64=index_64, F64=compute == torch.float64,
     )
@@ -519,7 +528,8 @@ def s4d_kernel(C: torch.Tensor, log_dt: torch.Tensor, log_A_real: torch.Tensor, 
     if N2 == 0:
         return out.zero_()
     grid = check_grid((A, triton.cdiv(L, S4D_BLOCK_L)), what)
-    _kernel("s4d")[grid](
+    _launch(
+        "s4d", C.device, grid,
         C.contiguous(), log_dt.contiguous(), log_A_real.contiguous(), A_imag.contiguous(), rows, out, H, N2, L,
         BLOCK_L=S4D_BLOCK_L, F64=C.dtype == torch.float64,
         INDEX_64=needs_int64(out.numel(), C.numel()),
@@ -540,7 +550,8 @@ def dplr_spectrum(log_dt, A_real, A_imag, B, P, C, M: int, rows=None, L=None, n_
         out.zero_()
     elif A:
         grid = check_grid((A, triton.cdiv(K, DPLR_BLOCK_K)), what)
-        _kernel("dplr")[grid](
+        _launch(
+            "dplr", C.device, grid,
             *(t.contiguous() for t in (log_dt, A_real, A_imag, B, P, C)), rows, out, H, N2, M, K,
             BLOCK_K=DPLR_BLOCK_K, INDEX_64=needs_int64(out.numel(), B.numel()),
         )

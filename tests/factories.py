@@ -34,6 +34,34 @@ def make_input(B: int, H: int, L: int, seed: int, dtype=torch.float32) -> torch.
     return torch.randn(B, H, L, generator=g, dtype=torch.float64).to(dtype)
 
 
+def make_conv_args(B: int, H: int, L: int, n: int, fraction_pruned: float, dtype, seed: int = 0, device="cpu"):
+    """sparse_fftconv arguments (u, k_f, D, active) for u of ``dtype`` (k_f and D in the dtypes the op takes for
+    it: complex64 and float32 for half u) on ``device``, and the same values in float64 on the CPU (the
+    reference's oracle inputs).  Kernels decay over about L / 8 taps; n >= 2L - 1 is the FFT length."""
+    g = torch.Generator().manual_seed(seed)
+    active = torch.tensor(some_channels(H, fraction_pruned, seed), dtype=torch.int64)
+    A = len(active)
+    K = torch.randn(A, L, generator=g, dtype=torch.float64) * torch.exp(-torch.arange(L) / max(4.0, L / 8))
+    real = torch.float64 if dtype == torch.float64 else torch.float32
+    k_f = (torch.fft.rfft(K, n=n) if A else torch.zeros(0, n // 2 + 1, dtype=torch.complex128)).to(real.to_complex())
+    D = torch.randn(A, generator=g, dtype=torch.float64).to(real)
+    u = make_input(B, H, L, seed, dtype)
+    args = tuple(t.to(device) for t in (u, k_f, D, active))
+    return args, (u.double(), k_f.to(torch.complex128), D.double(), active)
+
+
+def dplr_args(H: int, N2: int, seed: int = 0, dtype=torch.float64, imag_max: float = None):
+    """DPLR kernel tensors in the op's layout (log_dt (H,), A_real/A_imag (H, N2), B/P/C (H, N2, 2)): LegS-like
+    values (Re Lambda about -1/2, Im Lambda up to a few hundred, dt log-uniform in [1e-3, 1e-1])."""
+    g = torch.Generator().manual_seed(seed)
+    imag_max = 10.0 * N2 if imag_max is None else imag_max
+    log_dt = torch.rand(H, generator=g, dtype=torch.float64) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)
+    A_real = torch.log(0.5 + 0.05 * torch.rand(H, N2, generator=g, dtype=torch.float64))
+    A_imag = torch.exp(torch.rand(H, N2, generator=g, dtype=torch.float64) * math.log(imag_max / 0.1)) * 0.1
+    B, P, C = (torch.randn(H, N2, 2, generator=g, dtype=torch.float64) for _ in range(3))
+    return tuple(t.to(dtype) for t in (log_dt, A_real, A_imag, B, P * 0.5, C))
+
+
 def some_channels(H: int, fraction_pruned: float, seed: int) -> list[int]:
     """A seeded random set of channels to keep, pruning round(fraction * H) of them."""
     g = torch.Generator().manual_seed(seed + 7)

@@ -116,6 +116,13 @@ def dplr_kernel64(inv_dt, A_real, A_imag, B, P, C, l_kernel: int, L: int) -> np.
     return K
 
 
+def dplr_op_kernel64(args, M: int, L: int = None) -> np.ndarray:
+    """The length-L kernels (default M) of the dplr_spectrum op's arguments (log_dt, A_real, A_imag, B, P, C in
+    the op's layout, C holding C-tilde for M), by the dense recurrence."""
+    log_dt, A_real, A_imag, B, P, C = args
+    return dplr_kernel64(log_dt[:, None], A_real, A_imag, B[None], P[None], C[None], M, M if L is None else L)
+
+
 def s4_layer64(sd: dict, u, active=None, l_max=None) -> np.ndarray:
     """Full S4 block in eval mode (B, H, L) -> (B, H, L) float64 from a reference-layout state_dict ``sd`` (taken
     before the forward): conv with the dense-recurrence kernel (min(L, l_max) taps) + D u on the active channels,

@@ -19,6 +19,8 @@ def test_import_does_not_import_triton_or_initialize_cuda():
     r = _run(
         "import sys, torch, s4op_kernels\n"
         "assert 'triton' not in sys.modules, 'triton imported'\n"
+        "s4op_kernels.available_backends()  # finds Triton without importing it\n"
+        "assert 'triton' not in sys.modules, 'triton imported by available_backends()'\n"
         "assert not torch.cuda.is_initialized(), 'cuda initialized'\n"
         "print('clean')"
     )

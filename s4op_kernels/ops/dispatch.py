@@ -2,8 +2,12 @@
 
 Backends:
   ``"cpu"``        the compiled C++ core (s4op_kernels._C) on CPU tensors; inference only (no autograd).
+  ``"triton"``     the Triton kernels (ops/_triton_kernels.py) on CUDA tensors, or on CPU tensors under Triton's
+                   interpreter (``TRITON_INTERPRET=1``, how the tests run them); inference only.  Available when
+                   Triton is importable and a CUDA device exists or the interpreter is on.
   ``"reference"``  pure PyTorch (any device, autograd, float64-capable); always available.
-  ``"auto"``       the default: ``"cpu"`` for CPU tensors when no gradient is needed, else ``"reference"``.
+  ``"auto"``       the default: ``"cpu"`` for CPU tensors and ``"triton"`` for CUDA tensors when no gradient
+                   is needed and the backend is available, else ``"reference"``.
 
 The backend is selected per thread/task with the context manager :func:`use_backend`.
 """
@@ -12,6 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import importlib.util
+import os
 from typing import Iterator
 
 import torch
@@ -20,6 +27,7 @@ from s4op_kernels import _ext
 
 AUTO = "auto"
 CPU = "cpu"
+TRITON = "triton"
 REFERENCE = "reference"
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("s4op_backend", default=AUTO)
@@ -27,7 +35,37 @@ _current: contextvars.ContextVar[str] = contextvars.ContextVar("s4op_backend", d
 
 def available_backends() -> list[str]:
     """Names of the backends usable on this installation, in order of preference."""
-    return ([CPU] if _ext.extension_available() else []) + [REFERENCE]
+    return ([CPU] if _ext.extension_available() else []) + ([TRITON] if triton_available() else []) + [REFERENCE]
+
+
+def backends_for(device) -> list[str]:
+    """The available backends that run tensors on ``device`` (a torch.device or its name): ``"cpu"`` runs CPU
+    tensors only, ``"triton"`` CUDA tensors (and CPU tensors under the interpreter), ``"reference"`` any."""
+    device = torch.device(device)
+    ok = {CPU: device.type == "cpu", TRITON: triton_runs_on(device), REFERENCE: True}
+    return [name for name in available_backends() if ok[name]]
+
+
+@functools.lru_cache(maxsize=None)
+def triton_importable() -> bool:
+    """Triton is installed (found without importing it: ``import s4op_kernels`` never imports Triton)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_interpreting() -> bool:
+    """Triton's interpreter is on (``TRITON_INTERPRET`` set to a true value, read as Triton reads it)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+
+
+def triton_available() -> bool:
+    """The ``"triton"`` backend can run: Triton is importable and there is a CUDA device or the interpreter
+    is on (then it runs the kernels on CPU tensors)."""
+    return triton_importable() and (triton_interpreting() or torch.cuda.is_available())
+
+
+def triton_runs_on(device: torch.device) -> bool:
+    """The Triton kernels run on tensors of ``device``: CUDA tensors, or CPU tensors under the interpreter."""
+    return device.type == "cuda" or (device.type == "cpu" and triton_interpreting())
 
 
 def current_backend() -> str:
@@ -47,6 +85,10 @@ def use_backend(name: str) -> Iterator[str]:
     valid = [AUTO, *available_backends()]
     if name not in valid:
         hint = f" ({_ext.unavailable_reason()})" if name == CPU else ""
+        if name == TRITON:
+            hint = (" (Triton is not installed: pip install triton, or the package's [gpu] extra)"
+                    if not triton_importable() else
+                    " (no CUDA device; TRITON_INTERPRET=1 runs Triton's interpreter on CPU tensors)")
         raise ValueError(f"use_backend(name): unknown or unavailable backend {name!r}{hint}; choose one of {valid}")
     token = _current.set(name)
     try:
@@ -62,17 +104,24 @@ def resolve(device: torch.device, needs_grad: bool) -> str:
     """
     name = _current.get()
     if name == AUTO:
-        if device.type == "cpu" and not needs_grad and _ext.extension_available():
+        if needs_grad:
+            return REFERENCE
+        if device.type == "cpu" and _ext.extension_available():
             return CPU
+        if device.type == "cuda" and triton_available():
+            return TRITON
         return REFERENCE
     if name == CPU:
         if device.type != "cpu":
             raise ValueError(f"backend 'cpu' runs on CPU tensors, got tensors on {device}")
-        if needs_grad:
-            raise RuntimeError(
-                "backend 'cpu' is inference-only (no autograd); train with use_backend('reference') or 'auto', "
-                "or run under torch.no_grad()"
-            )
+    if name == TRITON and not triton_runs_on(device):
+        raise ValueError(f"backend 'triton' runs on CUDA tensors (or on CPU tensors under TRITON_INTERPRET=1), got "
+                         f"tensors on {device}")
+    if name in (CPU, TRITON) and needs_grad:
+        raise RuntimeError(
+            f"backend {name!r} is inference-only (no autograd); train with use_backend('reference') or 'auto', "
+            "or run under torch.no_grad()"
+        )
     return name
 
 

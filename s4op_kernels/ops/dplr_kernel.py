@@ -18,7 +18,9 @@ Both implementations use the equivalent singularity-free form: with phi = pi k /
 finite at every bin (DC: sum -2 Re(v / w); Nyquist: sum Re(v00)).
 
 Registered once as the custom op ``s4op::dplr_spectrum``: the CPU kernel calls the compiled core (the rows
-read in place, no (A, N2, M) temporary); every other device runs the reference.  Its fake validates shapes and
+read in place, no (A, N2, M) temporary); the CUDA kernel the Triton kernel (ops/_triton_kernels.py: the Cauchy
+sums in float64, the round trip in torch.fft; the reference where Triton is not installed); every other device
+runs the reference.  Its fake validates shapes and
 dtypes.  ``n_fft > 0`` asks for the spectrum a length-``n_fft`` FFT convolution needs of the kernel truncated to
 ``L`` taps, ``rfft(irfft(kf, M)[:L], n_fft)`` (what S4Layer's convolution takes), computed in the same row loop.
 """
@@ -147,6 +149,23 @@ def _dplr_spectrum_cpu(log_dt, A_real, A_imag, B, P, C, M, rows=None, L=None, n_
     return torch.view_as_complex(out)
 
 
+@_dplr_spectrum_op.register_kernel("cuda")
+def _dplr_spectrum_cuda(log_dt, A_real, A_imag, B, P, C, M, rows=None, L=None, n_fft=0):
+    if not dispatch.triton_importable():
+        _check_args(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
+        return dplr_spectrum_ref(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
+    return _dplr_spectrum_triton(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
+
+
+def _dplr_spectrum_triton(log_dt, A_real, A_imag, B, P, C, M, rows=None, L=None, n_fft=0):
+    """The ``"triton"`` backend: the op's CUDA kernel, and the eager call (also on CPU tensors under Triton's
+    interpreter)."""
+    _check_args(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
+    from s4op_kernels.ops import _triton_kernels
+
+    return _triton_kernels.dplr_spectrum(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
+
+
 @_dplr_spectrum_op.register_fake
 def _(log_dt, A_real, A_imag, B, P, C, M, rows=None, L=None, n_fft=0):
     _check_args(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
@@ -164,6 +183,8 @@ def dplr_spectrum(
     if backend == dispatch.REFERENCE:
         _check_args(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
         return dplr_spectrum_ref(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
+    if backend == dispatch.TRITON and not torch.compiler.is_compiling():
+        return _dplr_spectrum_triton(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
     if dispatch.eager_cpu(C):
         return _dplr_spectrum_cpu(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)
     return _dplr_spectrum_op(log_dt, A_real, A_imag, B, P, C, M, rows, L, n_fft)

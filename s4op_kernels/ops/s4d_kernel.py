@@ -5,8 +5,9 @@ Formula (S4D, Gu et al. 2022, the ZOH-discretized diagonal kernel; docs/design.m
     K[h, l] = 2 Re sum_n C[h, n] (exp(dt_h A[h, n]) - 1) / A[h, n] * exp(dt_h A[h, n] l)
 
 Registered once as the custom op ``s4op::s4d_kernel``: the CPU kernel calls the compiled core, which reads
-the requested rows in place (no gathered copy) and never materializes the (A, N2, L) tensor; every other
-device runs the reference.  Its fake validates shapes and dtypes, so a traced call with wrong arguments is
+the requested rows in place (no gathered copy) and never materializes the (A, N2, L) tensor; the CUDA kernel
+the Triton kernel (ops/_triton_kernels.py; the reference where Triton is not installed); every other device
+runs the reference.  Its fake validates shapes and dtypes, so a traced call with wrong arguments is
 refused at trace time.
 """
 
@@ -88,6 +89,23 @@ def _s4d_kernel_cpu(C, log_dt, log_A_real, A_imag, L, rows=None):
     return out
 
 
+@_s4d_kernel_op.register_kernel("cuda")
+def _s4d_kernel_cuda(C, log_dt, log_A_real, A_imag, L, rows=None):
+    if not dispatch.triton_importable():
+        _check_args(C, log_dt, log_A_real, A_imag, L, rows)
+        return s4d_kernel_ref(C, log_dt, log_A_real, A_imag, L, rows)
+    return _s4d_kernel_triton(C, log_dt, log_A_real, A_imag, L, rows)
+
+
+def _s4d_kernel_triton(C, log_dt, log_A_real, A_imag, L, rows=None):
+    """The ``"triton"`` backend: the op's CUDA kernel, and the eager call (also on CPU tensors under Triton's
+    interpreter)."""
+    _check_args(C, log_dt, log_A_real, A_imag, L, rows)
+    from s4op_kernels.ops import _triton_kernels
+
+    return _triton_kernels.s4d_kernel(C, log_dt, log_A_real, A_imag, L, rows)
+
+
 @_s4d_kernel_op.register_fake
 def _(C, log_dt, log_A_real, A_imag, L, rows=None):
     _check_args(C, log_dt, log_A_real, A_imag, L, rows)
@@ -103,6 +121,8 @@ def s4d_kernel(
     backend = dispatch.resolve(C.device, dispatch.needs_grad(C, log_dt, log_A_real, A_imag))
     if backend == dispatch.REFERENCE:
         return s4d_kernel_ref(C, log_dt, log_A_real, A_imag, L, rows)
+    if backend == dispatch.TRITON and not torch.compiler.is_compiling():
+        return _s4d_kernel_triton(C, log_dt, log_A_real, A_imag, L, rows)
     if dispatch.eager_cpu(C):
         return _s4d_kernel_cpu(C, log_dt, log_A_real, A_imag, L, rows)
     return _s4d_kernel_op(C, log_dt, log_A_real, A_imag, L, rows)

@@ -7,7 +7,11 @@ with ``f`` the identity (``activation="none"``) or the exact GELU that follows t
 (``"gelu"``): fused, it is applied to each row while the row is in cache instead of in a separate pass.
 
 Registered once as the custom op ``s4op::sparse_fftconv``: the CPU kernel calls the compiled core
-(s4op_kernels._C), every other device runs the reference.  :func:`sparse_fftconv` picks the backend.
+(s4op_kernels._C), the CUDA kernel the Triton kernels (ops/_triton_kernels.py; the reference where Triton is
+not installed), every other device the reference.  :func:`sparse_fftconv` picks the backend.
+
+Dtypes: u float32 or float64 on every backend; float16 and bfloat16 (half inputs, computed with float32
+accumulation) on the ``"triton"`` and ``"reference"`` backends, with k_f complex64 and D float32.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ def fft_size(L: int) -> int:
 
 
 ACTIVATIONS = ("none", "gelu")
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+U_DTYPES = (torch.float32, torch.float64, *HALF_DTYPES)
 
 
 def sparse_fftconv_ref(
@@ -45,12 +51,16 @@ def sparse_fftconv_ref(
 ) -> torch.Tensor:
     """Reference sparse-channel FFT convolution.
 
-    u: (B, H, L) float32/float64; k_f: (A, n_fft // 2 + 1) complex, rfft of the active channels'
-    kernels; D: (A,) real; active: (A,) int64, sorted distinct channel indices in [0, H);
+    u: (B, H, L) float32/float64 (or float16/bfloat16: computed in float32, the result rounded to u's
+    dtype); k_f: (A, n_fft // 2 + 1) complex, rfft of the active channels' kernels (complex64 for half u);
+    D: (A,) real (float32 for half u); active: (A,) int64, sorted distinct channel indices in [0, H);
     n_fft >= 2L - 1; activation: "none" or "gelu" (exact, erf-based), applied to every row.
     Returns y: (B, H, L) of u's dtype, or (B, H + 1, L) with a last channel of ones if ``append_ones``
     (so a following 1x1 convolution can fold its bias into the GEMM).  Differentiable in u, k_f and D.
     """
+    if u.dtype in HALF_DTYPES:  # computed in float32 (no half FFT on CPU), rounded once at the end
+        y = sparse_fftconv_ref(u.float(), k_f, D, active, n_fft, activation, append_ones)
+        return y.to(u.dtype)
     if active.numel() == 0 or u.shape[0] == 0:  # nothing to convolve (MKL refuses a batch of 0 FFTs)
         y = u.clone()
     else:
@@ -73,11 +83,13 @@ def _check_args(u, k_f, D, active, n_fft, activation) -> None:
     _check_activation(activation)
     dispatch.check_same_device("sparse_fftconv", u=u, k_f=k_f, D=D, active=active)
     torch._check_value(u.dim() == 3, lambda: f"sparse_fftconv: u must be (B, H, L), got shape {tuple(u.shape)}")
-    torch._check_type(u.dtype in (torch.float32, torch.float64),
-                      lambda: f"sparse_fftconv: u must be float32 or float64, got {u.dtype}")
-    torch._check_type(k_f.dtype == u.dtype.to_complex(),
-                      lambda: f"sparse_fftconv: k_f must be {u.dtype.to_complex()} for u of {u.dtype}, got {k_f.dtype}")
-    torch._check_type(D.dtype == u.dtype, lambda: f"sparse_fftconv: D must be {u.dtype} like u, got {D.dtype}")
+    torch._check_type(u.dtype in U_DTYPES,
+                      lambda: f"sparse_fftconv: u must be float32 or float64 (or float16/bfloat16 on the 'triton' and "
+                              f"'reference' backends), got {u.dtype}")
+    real = torch.float32 if u.dtype in HALF_DTYPES else u.dtype  # the dtype of D and of k_f's parts
+    torch._check_type(k_f.dtype == real.to_complex(),
+                      lambda: f"sparse_fftconv: k_f must be {real.to_complex()} for u of {u.dtype}, got {k_f.dtype}")
+    torch._check_type(D.dtype == real, lambda: f"sparse_fftconv: D must be {real} for u of {u.dtype}, got {D.dtype}")
     torch._check_type(active.dtype == torch.int64, lambda: f"sparse_fftconv: active must be int64, got {active.dtype}")
     torch._check_value(active.dim() == 1, lambda: f"sparse_fftconv: active must be 1-D, got shape {tuple(active.shape)}")
     A, L = active.shape[0], u.shape[2]
@@ -115,6 +127,23 @@ def _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation="none", append_ones
     return out
 
 
+@_sparse_fftconv_op.register_kernel("cuda")
+def _sparse_fftconv_cuda(u, k_f, D, active, n_fft, activation="none", append_ones=False):
+    if not dispatch.triton_importable():
+        _check_args(u, k_f, D, active, n_fft, activation)
+        return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation, append_ones)
+    return _sparse_fftconv_triton(u, k_f, D, active, n_fft, activation, append_ones)
+
+
+def _sparse_fftconv_triton(u, k_f, D, active, n_fft, activation="none", append_ones=False):
+    """The ``"triton"`` backend: the op's CUDA kernel, and the eager call (also on CPU tensors under Triton's
+    interpreter)."""
+    _check_args(u, k_f, D, active, n_fft, activation)
+    from s4op_kernels.ops import _triton_kernels
+
+    return _triton_kernels.sparse_fftconv(u, k_f, D, active, n_fft, activation, append_ones)
+
+
 def _check_activation(activation) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"sparse_fftconv: activation must be one of {ACTIVATIONS}, got {activation!r}")
@@ -138,6 +167,8 @@ def sparse_fftconv(
     backend = dispatch.resolve(u.device, dispatch.needs_grad(u, k_f, D))
     if backend == dispatch.REFERENCE:
         return sparse_fftconv_ref(u, k_f, D, active, n_fft, activation, append_ones)
+    if backend == dispatch.TRITON and not torch.compiler.is_compiling():
+        return _sparse_fftconv_triton(u, k_f, D, active, n_fft, activation, append_ones)
     if dispatch.eager_cpu(u):
         return _sparse_fftconv_cpu(u, k_f, D, active, n_fft, activation, append_ones)
     return _sparse_fftconv_op(u, k_f, D, active, n_fft, activation, append_ones)

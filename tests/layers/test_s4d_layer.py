@@ -13,6 +13,7 @@ from torch import nn
 
 import s4op_kernels
 from s4op_kernels import S4DLayer
+from s4op_kernels.ops import dispatch
 from factories import make_input, make_s4d, some_channels
 from formulas import s4d_layer64
 from shapes import LAYER_SHAPES, PRUNE_FRACTIONS
@@ -23,7 +24,7 @@ REFERENCE_KEYS = SSM_KEYS + ["output_linear.0.weight", "output_linear.0.bias"]
 
 
 # ----------------------------------------------------------------------------- formula
-@pytest.mark.parametrize("backend", s4op_kernels.available_backends())
+@pytest.mark.parametrize("backend", dispatch.backends_for("cpu"))  # the tests' tensors are on the CPU
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("pruned", PRUNE_FRACTIONS)
 @pytest.mark.parametrize("shape", LAYER_SHAPES)

@@ -3,37 +3,18 @@ variant, opcheck, the fake's shape checks, bad input."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 import s4op_kernels
 from s4op_kernels.ops import dplr_spectrum, dplr_spectrum_ref, fft_size
-from formulas import dplr_kernel64
+from factories import dplr_args
+from formulas import dplr_op_kernel64
 from tolerances import assert_close
 
 DTYPES = [pytest.param(torch.float32, id="fp32"), pytest.param(torch.float64, id="fp64")]
 BACKENDS = ["auto", "reference"]
 needs_core = pytest.mark.skipif("cpu" not in s4op_kernels.available_backends(), reason="compiled core not built")
-
-
-def dplr_args(H: int, N2: int, seed: int = 0, dtype=torch.float64, imag_max: float = None):
-    """Kernel tensors in the op's layout (log_dt (H,), A_real/A_imag (H, N2), B/P/C (H, N2, 2)): LegS-like
-    values (Re Lambda about -1/2, Im Lambda up to a few hundred, dt log-uniform in [1e-3, 1e-1])."""
-    g = torch.Generator().manual_seed(seed)
-    imag_max = 10.0 * N2 if imag_max is None else imag_max
-    log_dt = torch.rand(H, generator=g, dtype=torch.float64) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)
-    A_real = torch.log(0.5 + 0.05 * torch.rand(H, N2, generator=g, dtype=torch.float64))
-    A_imag = torch.exp(torch.rand(H, N2, generator=g, dtype=torch.float64) * math.log(imag_max / 0.1)) * 0.1
-    B, P, C = (torch.randn(H, N2, 2, generator=g, dtype=torch.float64) for _ in range(3))
-    return tuple(t.to(dtype) for t in (log_dt, A_real, A_imag, B, P * 0.5, C))
-
-
-def kernel64(args, M, L=None):
-    """The length-L kernels (default M) of C-tilde for M, by the dense recurrence (formulas.py layout)."""
-    log_dt, A_real, A_imag, B, P, C = args
-    return dplr_kernel64(log_dt[:, None], A_real, A_imag, B[None], P[None], C[None], M, M if L is None else L)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -44,7 +25,7 @@ def test_spectrum_matches_the_dense_recurrence(H, N2, M, dtype, backend):
     with s4op_kernels.use_backend(backend):
         kf = dplr_spectrum(*args, M)
     assert kf.shape == (H, M // 2 + 1) and kf.dtype == dtype.to_complex()
-    assert_close(torch.fft.irfft(kf, n=M), kernel64(args, M), dtype, what="kernel")
+    assert_close(torch.fft.irfft(kf, n=M), dplr_op_kernel64(args, M), dtype, what="kernel")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -68,7 +49,7 @@ def test_conv_spectrum_is_the_truncated_kernels_rfft(M, L, backend):
     n = fft_size(L)
     with s4op_kernels.use_backend(backend):
         kf = dplr_spectrum(*args, M, torch.tensor([2, 0]), L=L, n_fft=n)
-    expected = torch.fft.rfft(torch.from_numpy(kernel64([a.double() for a in args], M, L)[[2, 0]]), n=n)
+    expected = torch.fft.rfft(torch.from_numpy(dplr_op_kernel64([a.double() for a in args], M, L)[[2, 0]]), n=n)
     assert kf.shape == (2, n // 2 + 1)
     assert_close(torch.view_as_real(kf), torch.view_as_real(expected), torch.float32, what="conv spectrum")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import s4op_kernels
-from s4op_kernels.ops import fft_size, sparse_fftconv, sparse_fftconv_ref
+from s4op_kernels.ops import dispatch, fft_size, sparse_fftconv, sparse_fftconv_ref
 from factories import make_input, some_channels
 from shapes import LAYER_SHAPES, PRUNE_FRACTIONS
 from formulas import gelu64
@@ -26,7 +26,7 @@ def direct_conv64(u, K, D, active):
 
 
 @pytest.mark.parametrize("activation", ["none", "gelu"])
-@pytest.mark.parametrize("backend", s4op_kernels.available_backends())
+@pytest.mark.parametrize("backend", dispatch.backends_for("cpu"))  # the tests' tensors are on the CPU
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("pruned", PRUNE_FRACTIONS)
 @pytest.mark.parametrize("shape", LAYER_SHAPES)
@@ -55,7 +55,7 @@ def test_matches_direct_convolution(backend, shape, pruned, dtype, seed, activat
 def test_unknown_activation_is_refused():
     u = torch.randn(1, 2, 4)
     none = torch.zeros(0, dtype=torch.int64)
-    for backend in s4op_kernels.available_backends():
+    for backend in dispatch.backends_for("cpu"):
         with s4op_kernels.use_backend(backend), pytest.raises(ValueError, match="activation must be one of"):
             sparse_fftconv(u, torch.zeros(0, 5, dtype=torch.complex64), torch.zeros(0), none, 8, "relu")
 
@@ -79,7 +79,7 @@ def test_fft_size_is_fast_and_long_enough(L):
     assert r == 1
 
 
-@pytest.mark.parametrize("backend", s4op_kernels.available_backends())
+@pytest.mark.parametrize("backend", dispatch.backends_for("cpu"))  # the tests' tensors are on the CPU
 @pytest.mark.parametrize("activation", ["none", "gelu"])
 def test_append_ones_adds_a_channel_of_ones_and_changes_nothing_else(backend, activation):
     B, H, L = 3, 7, 33
@@ -118,3 +118,28 @@ def test_python_next_fast_size_agrees_with_the_core():
 
     for n in list(range(0, 2000)) + [4095, 4097, 8191, 65537, 10**6 + 1]:
         assert next_fast_size(n) == _ext.C().next_fast_size(max(n, 1)), n
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_inputs_on_the_reference_are_computed_in_float32(dtype):
+    # Half u (the triton backend's fast path; the reference takes it too, on any device): k_f complex64 and
+    # D float32, the result rounded once to u's dtype.  The compiled engine refuses it (test_cpu_backend).
+    B, H, L = 2, 5, 30
+    n = fft_size(L)
+    g = torch.Generator().manual_seed(3)
+    active = torch.tensor([0, 3, 4])
+    k_f = torch.fft.rfft(torch.randn(3, L, generator=g), n=n)
+    D = torch.randn(3, generator=g)
+    u = make_input(B, H, L, 3).to(dtype)
+    with s4op_kernels.use_backend("reference"):
+        y = sparse_fftconv(u, k_f, D, active, n, "gelu", True)
+    assert y.dtype == dtype and y.shape == (B, H + 1, L)
+    assert torch.equal(y, sparse_fftconv_ref(u.float(), k_f, D, active, n, "gelu", True).to(dtype))
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    D_half = D.to(dtype)
+    with FakeTensorMode() as fake:  # the fake (what a trace and every non-CPU device check) states the rule
+        args = [fake.from_tensor(t) for t in (u, k_f, D, active)]
+        assert torch.ops.s4op.sparse_fftconv(*args, n).dtype == dtype
+        with pytest.raises(TypeError, match="D must be torch.float32 for u of"):
+            torch.ops.s4op.sparse_fftconv(args[0], args[1], fake.from_tensor(D_half), args[3], n)

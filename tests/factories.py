@@ -132,19 +132,22 @@ class StallingFineTune:
 
 
 class FlakyFineTune:
-    """A search's ``fine_tune`` that raises on its first ``failures`` calls for ``seed``, then runs ``inner``.
+    """A search's ``fine_tune`` that raises on its first ``failures`` calls for ``seed`` (``crash``: ends its
+    process instead, as a worker lost to the OOM killer would), then runs ``inner``.
 
     The failures are counted with marker files in ``folder`` (created exclusively), so they are counted once
     across every process that runs a candidate: the executors' workers get a pickled copy of this object,
     not a shared one.  A module-level class, so the process pool can pickle it."""
 
-    def __init__(self, inner, folder, seed: int, failures: int = 1):
-        self.inner, self.folder, self.seed, self.failures = inner, str(folder), seed, failures
+    def __init__(self, inner, folder, seed: int, failures: int = 1, crash: bool = False):
+        self.inner, self.folder, self.seed, self.failures, self.crash = inner, str(folder), seed, failures, crash
 
     def __call__(self, model, train_ds, val_ds, *, seed):
         if seed == self.seed:
             for k in range(self.failures):
                 if _claim(self.folder, f"failure-{seed}-{k}"):
+                    if self.crash:
+                        os._exit(3)
                     raise RuntimeError(f"injected failure {k + 1} of {self.failures} (seed {seed})")
         return self.inner(model, train_ds, val_ds, seed=seed)
 

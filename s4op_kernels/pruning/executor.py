@@ -227,6 +227,14 @@ def _exit_with_parent(parent: int, every_s: float = 0.5) -> None:
             os._exit(1)
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity, where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _pool_task(parent: dict, job: CandidateJob) -> CandidateOutcome:
     return _remote_candidate(_WORKER["context"], _WORKER["skeleton"], parent, job, _WORKER["threads"], None)
 
@@ -234,7 +242,7 @@ def _pool_task(parent: dict, job: CandidateJob) -> CandidateOutcome:
 class ProcessExecutor(Executor):
     """A local pool of ``workers`` processes (spawn), each candidate one task with ``task_cpus`` torch threads.
 
-    ``workers`` defaults to ``cores // task_cpus`` (at least 1), and never more than there are seeds.  The
+    ``workers`` defaults to ``cores // task_cpus`` (the cores this process may use; at least 1), and never more than there are seeds.  The
     callbacks and the selector must be picklable (module-level functions, ``functools.partial`` of them, or
     instances of module-level classes; not lambdas or closures).  ``retries``: extra attempts per task."""
 
@@ -259,14 +267,16 @@ class ProcessExecutor(Executor):
                                 f"cannot be pickled ({type(err).__name__}: {err}); use a module-level function, "
                                 "a functools.partial of one, or an instance of a module-level class (or the "
                                 "local or ray executor)") from None
-        super().open(context, skeleton, log)
+        # Sending moves tensors into shared memory in place (torch.multiprocessing); the caller's model is left
+        # as it is, the datasets are shared where they are rather than copied.
+        super().open(context, copy.deepcopy(skeleton), log)
 
     def _start(self, n_jobs: int) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             import torch.multiprocessing as tmp
 
             if self.workers is None:
-                self.workers = max(1, min(n_jobs, (os.cpu_count() or 1) // self.task_cpus))
+                self.workers = max(1, min(n_jobs, _cores() // self.task_cpus))
             self.log(f"processes: starting {self.workers} worker(s), {self.task_cpus} thread(s) each")
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=tmp.get_context("spawn"), initializer=_pool_init,
@@ -437,6 +447,11 @@ class RayExecutor(Executor):
             self._started = True
         elif self.address is not None:
             self.log("ray: this process has already joined a Ray instance; using it")
+        have = ray.cluster_resources()
+        if self.task_cpus > have.get("CPU", 0) or self.task_gpus > have.get("GPU", 0):
+            self.log(f"ray: each task asks for {self.task_cpus} CPU(s) and {self.task_gpus} GPU(s), and the cluster "
+                     f"has {have.get('CPU', 0):g} CPU(s) and {have.get('GPU', 0):g} GPU(s) in all: the tasks wait "
+                     "until a node that has them joins")
         self._remote = ray.remote(_ray_task)
         self._shared = ray.put((self.context, self.skeleton))  # once per search
 

@@ -117,6 +117,17 @@ def test_a_task_that_raises_once_is_retried_and_the_result_is_unchanged(name, ex
 
 
 @pytest.mark.parametrize("name", ["processes", "ray"])
+def test_a_task_whose_worker_dies_is_retried_and_the_result_is_unchanged(name, executor, reference, tmp_path):
+    crashing = FlakyFineTune(FINE_TUNE, tmp_path, seed=7, failures=1, crash=True)  # os._exit in the worker
+    lines = []
+    search(tmp_path / "run", executor(name, retries=1), fine_tune=crashing, log=lines.append).run()
+    assert crashing.failed() == 1
+    assert_same_search(tmp_path / "run", reference)
+    if name == "processes":
+        assert any("seed 7 failed (BrokenProcessPool" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("name", ["processes", "ray"])
 def test_a_task_that_keeps_failing_stops_the_search_on_record(name, executor, reference, tmp_path):
     out = tmp_path / "run"
     broken = FlakyFineTune(FINE_TUNE, tmp_path, seed=42, failures=100)

@@ -248,7 +248,8 @@ def prune_task(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_O
 
     executor = make_executor(executor)
     t0 = time.perf_counter()
-    with lock_run_folder(out) as out:  # before any work: a busy or unwritable folder fails now
+    # before any work: a busy or unwritable folder fails now, and so does a wrong Ray --address
+    with lock_run_folder(out) as out, executor.connected(log):
         model, config, (train_ds, val_ds, test_ds), base = prepare(
             task, root, config=config, checkpoint=checkpoint, out=out, data_options=data_options, seed=seed,
             layer=layer, progress=progress, log=log)

@@ -169,6 +169,20 @@ class Executor:
         """What is recorded with each rate this executor ran."""
         return {"name": self.name}
 
+    def connect(self, log: Callable[[str], Any] = lambda line: None) -> None:
+        """Reach what runs the tasks now (Ray: join the cluster or start the local instance), so that a wrong
+        address fails before any training; :meth:`run_rate` does it too when it was not called."""
+
+    @contextlib.contextmanager
+    def connected(self, log: Callable[[str], Any] = lambda line: None):
+        """:meth:`connect` now and :meth:`close` at the end of the block, however it ends (the search closes the
+        executor too; this also covers a failure before the search, e.g. in the baseline's training)."""
+        try:
+            self.connect(log)
+            yield self
+        finally:
+            self.close()
+
     def open(self, context: SearchContext, skeleton: nn.Module, log: Callable[[str], Any]) -> None:
         self.context, self.skeleton, self.log = context, skeleton, log
 
@@ -424,7 +438,7 @@ class RayExecutor(Executor):
         self.address, self.task_cpus, self.task_gpus = address, task_cpus, task_gpus
         self.retries = check_int(retries, "retries", func="RayExecutor", minimum=0)
         self.init_kwargs = dict(init_kwargs or {})
-        self._started = False
+        self._started = self._connected = False
         self._shared = None
         self._parent: Optional[tuple[nn.Module, Any]] = None
 
@@ -436,17 +450,24 @@ class RayExecutor(Executor):
         return {"name": self.name, "address": self.address, "task_cpus": self.task_cpus,
                 "task_gpus": self.task_gpus, "threads": self.threads, "retries": self.retries}
 
+    def connect(self, log=lambda line: None) -> None:
+        ray = self._ray
+        if self._connected and ray.is_initialized():
+            return
+        if not ray.is_initialized():
+            where = self.address or os.environ.get("RAY_ADDRESS")
+            log(f"ray: {'joining ' + where if where else 'starting a local Ray instance'}")
+            ray.init(address=self.address, **self.init_kwargs)  # ConnectionError if there is no such cluster
+            self._started = True
+        elif self.address is not None:
+            log("ray: this process has already joined a Ray instance; using it")
+        self._connected = True
+
     def _connect(self) -> None:
         ray = self._ray
         if self._shared is not None:
             return
-        if not ray.is_initialized():
-            where = self.address or os.environ.get("RAY_ADDRESS")
-            self.log(f"ray: {'joining ' + where if where else 'starting a local Ray instance'}")
-            ray.init(address=self.address, **self.init_kwargs)
-            self._started = True
-        elif self.address is not None:
-            self.log("ray: this process has already joined a Ray instance; using it")
+        self.connect(self.log)
         have = ray.cluster_resources()
         if self.task_cpus > have.get("CPU", 0) or self.task_gpus > have.get("GPU", 0):
             self.log(f"ray: each task asks for {self.task_cpus} CPU(s) and {self.task_gpus} GPU(s), and the cluster "
@@ -490,6 +511,7 @@ class RayExecutor(Executor):
 
     def close(self):
         self._shared = self._parent = None
+        self._connected = False
         if self._started:
             self._ray.shutdown()
             self._started = False

@@ -283,6 +283,20 @@ def test_bad_executor_flags_are_usage_errors(flags, match, capsys):
     assert match in capsys.readouterr().err
 
 
+def test_a_ray_cluster_that_cannot_be_reached_fails_before_the_baseline_is_trained(monkeypatch, tmp_path, capsys):
+    ray = pytest.importorskip("ray", reason="ray is not installed")
+
+    def unreachable(address=None, **kw):
+        raise ConnectionError(f"Could not find any running Ray instance at {address}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", unreachable)
+    assert cli.main(["prune", "--task", "ecg-synthetic", "--out", str(tmp_path), "--executor", "ray",
+                     "--address", "auto"]) == 1
+    assert "Could not find any running Ray instance at auto" in capsys.readouterr().err
+    assert not (tmp_path / "baseline.safetensors").exists()
+
+
 def test_the_process_pool_refuses_callbacks_it_cannot_send_before_any_work(tmp_path):
     with pytest.raises(TypeError, match="the processes executor sends fine_tune to its workers by pickling"):
         search(tmp_path, ProcessExecutor(), fine_tune=lambda m, tr, va, seed: None).run()

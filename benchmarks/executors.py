@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,13 +115,14 @@ def main(argv=None) -> int:
         platform.processor()
     print(f"`s4op prune` on ecg-synthetic (ecg-embedded, n_train={args.n_train}, rates 30,70, seeds {args.seeds}, "
           f"1 fine-tuning epoch), {os.cpu_count()} cores ({cpu}), torch {torch.__version__}, {args.rounds} "
-          f"round(s), median wall time per command:\n")
-    print("| executor | wall (s) | vs local |\n|---|---|---|")
-    median = {n: sorted(w)[len(w) // 2] for n, w in walls.items()}
+          f"round(s), wall time per command (s):\n")
+    print("| executor | median | vs local | each round |\n|---|---|---|---|")
+    median = {n: statistics.median(w) for n, w in walls.items()}
     for name in names:
-        print(f"| {name} | {median[name]:.1f} | {median[name] / median['local']:.2f}x |")
+        print(f"| {name} | {median[name]:.1f} | {median[name] / median['local']:.2f}x | "
+              f"{' / '.join(f'{w:.1f}' for w in walls[name])} |")
     for name, why in skipped.items():
-        print(f"| {name} | skipped: {why} | |")
+        print(f"| {name} | skipped: {why} | | |")
 
     print(f"\nEquality with {REFERENCE} (round 0):\n")
     ref = work / f"round0-{REFERENCE}"

@@ -272,13 +272,49 @@ def _add_search_flags(p: argparse.ArgumentParser) -> None:
                         "(a fraction: 0.02 = 2 points)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars (default: only when stderr is a terminal)")
+    from s4op_kernels.pruning.executor import EXECUTORS
+
+    g = p.add_argument_group("where the candidates run (one task per rate and seed; the choice, latency and "
+                             "checkpoints stay in this process; the same seeds give the same result)")
+    g.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="local: one after another in this process (default); processes: a local process pool; "
+                        "ray: Ray tasks on a local Ray instance or a cluster (needs the ray extra)")
+    g.add_argument("--address", default=None,
+                   help="ray: the cluster to join (auto, HOST:PORT, ray://HOST:PORT; default: RAY_ADDRESS if set, "
+                        "else a local Ray instance started for this search)")
+    g.add_argument("--task-cpus", type=_count(1), default=None,
+                   help="CPUs of each candidate's task and the torch threads it trains with (default 1 with "
+                        "processes and ray; local: torch's default, all cores)")
+    g.add_argument("--task-gpus", type=_positive_float, default=None,
+                   help="ray: GPUs of each candidate's task (fractions share a GPU); the candidate fine-tunes on it")
+    g.add_argument("--workers", type=_count(1), default=None,
+                   help="processes: the pool's size (default: cores // task-cpus, at most one per seed)")
+    g.add_argument("--task-retries", type=_count(0), default=2,
+                   help="processes, ray: extra attempts of a failed task before the search stops (default 2)")
+
+
+def _executor_of(args: argparse.Namespace):
+    """The executor the search flags ask for; bad combinations and a missing Ray are usage errors, found
+    before the baseline is trained."""
+    from s4op_kernels.pruning.executor import ExecutorUnavailableError, make_executor
+
+    owners = {"--address": ("ray", args.address is not None), "--task-gpus": ("ray", args.task_gpus is not None),
+              "--workers": ("processes", args.workers is not None)}
+    for flag, (owner, given) in owners.items():
+        if given and args.executor != owner:
+            raise _UsageError(f"{flag} is for --executor {owner}, not --executor {args.executor}")
+    try:
+        return make_executor(args.executor, address=args.address, task_cpus=args.task_cpus,
+                             task_gpus=args.task_gpus or 0, workers=args.workers, retries=args.task_retries)
+    except (ValueError, ExecutorUnavailableError) as err:
+        raise _UsageError(str(err)) from None
 
 
 def _search_kwargs(args: argparse.Namespace) -> dict:
     return dict(rates=args.rates, seeds=args.seeds, strategy=args.strategy, selector=args.selector,
                 incremental=not args.one_shot, finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr,
                 latency_batch_size=args.latency_batch, latency_budget_ms=args.latency_budget_ms,
-                max_metric_drop=args.max_drop, progress=args.progress)
+                max_metric_drop=args.max_drop, progress=args.progress, executor=_executor_of(args))
 
 
 def _print_report(paths: dict, wall: float) -> None:

@@ -21,6 +21,7 @@ writes into a run folder (``runlock``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import platform
@@ -198,20 +199,32 @@ def prepare(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_OUT,
                                        "run": identity}
 
 
+def _model_device(model) -> torch.device:
+    p = next(model.parameters(), None)
+    return torch.device("cpu") if p is None else p.device
+
+
+def _fine_tune_candidate(model, train_ds, val_ds, *, seed, kwargs: dict, metric: str):
+    """The search's fine-tuning of one candidate, on the model's device (a Ray task with a GPU moves it there)."""
+    if kwargs["epochs"] > 0:
+        fine_tune(model, train_ds, val_ds, **kwargs, seed=seed, metric=metric, progress=False,
+                  device=_model_device(model))
+
+
+def _evaluate_metric(model, ds, *, metric: str) -> float:
+    return evaluate(model, ds, metric=metric, device=_model_device(model))["metric"]
+
+
 def _callbacks(config, metric: str, progress: Optional[bool], finetune_epochs=None, finetune_lr=None):
+    """The search's ``fine_tune`` and ``evaluate``: partials of module-level functions, so an executor can
+    send them to other processes (pickle), and the fine-tuning settings."""
     kw = config.finetune_kwargs()
     if finetune_epochs is not None:
         kw["epochs"] = finetune_epochs
     if finetune_lr is not None:
         kw["lr"] = finetune_lr
-
-    def ft(model, train_ds, val_ds, *, seed):
-        if kw["epochs"] > 0:
-            fine_tune(model, train_ds, val_ds, **kw, seed=seed, metric=metric, progress=False)
-
-    def ev(model, ds):
-        return evaluate(model, ds, metric=metric)["metric"]
-
+    ft = functools.partial(_fine_tune_candidate, kwargs=kw, metric=metric)
+    ev = functools.partial(_evaluate_metric, metric=metric)
     return ft, ev, {"epochs": kw["epochs"], "lr": kw["lr"]}
 
 
@@ -226,11 +239,17 @@ def prune_task(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_O
                data_options: Optional[dict] = None, seed: int = 0, latency_batch_size: int = 8,
                latency_repeats: int = 100, latency_budget_ms: Optional[float] = None,
                max_metric_drop: Optional[float] = None, layer: Optional[str] = None, progress: Optional[bool] = None,
-               log: Callable[[str], Any] = print) -> tuple[PruningResult, dict]:
+               log: Callable[[str], Any] = print, executor: Any = "local") -> tuple[PruningResult, dict]:
     """The whole S4oP pipeline on one task; returns the search result and the report's file paths.
-    ``layer`` (``"s4"``, ``"s4d"``; None: the config's own) is :func:`prepare`'s."""
+    ``layer`` (``"s4"``, ``"s4d"``; None: the config's own) is :func:`prepare`'s.  ``executor``: where the
+    candidates run (``"local"``, ``"processes"``, ``"ray"`` or an ``Executor``; see
+    :mod:`s4op_kernels.pruning.executor`); it is checked before the baseline is trained."""
+    from s4op_kernels.pruning.executor import make_executor
+
+    executor = make_executor(executor)
     t0 = time.perf_counter()
-    with lock_run_folder(out) as out:  # before any work: a busy or unwritable folder fails now
+    # before any work: a busy or unwritable folder fails now, and so does a wrong Ray --address
+    with lock_run_folder(out) as out, executor.connected(log):
         model, config, (train_ds, val_ds, test_ds), base = prepare(
             task, root, config=config, checkpoint=checkpoint, out=out, data_options=data_options, seed=seed,
             layer=layer, progress=progress, log=log)
@@ -245,7 +264,7 @@ def prune_task(task: str, root=None, *, config=None, checkpoint=None, out=MAIN_O
                                    seeds=seeds, strategy=strategy, selector=selector, incremental=incremental,
                                    latency_batch_size=latency_batch_size, latency_repeats=latency_repeats,
                                    latency_budget_ms=latency_budget_ms, max_metric_drop=max_metric_drop, out_dir=out,
-                                   meta=meta, config=config, progress=progress, log=log)
+                                   meta=meta, config=config, progress=progress, log=log, executor=executor)
         result = search.run()
         result.summary["wall_time_s"] = time.perf_counter() - t0
         paths = write_report(result.to_dict(), out)

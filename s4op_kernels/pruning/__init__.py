@@ -10,6 +10,7 @@ rate prunes only the difference among the still-active channels (nested, increme
 """
 
 from s4op_kernels.pruning.allocation import STRATEGIES, allocate, max_prunable
+from s4op_kernels.pruning.executor import EXECUTORS, CandidateFailedError, Executor, make_executor
 from s4op_kernels.pruning.latency import LatencyStats, example_input, measure_latency
 from s4op_kernels.pruning.params import compact_model, count_parameters
 from s4op_kernels.pruning.search import (
@@ -41,4 +42,5 @@ __all__ = [
     "count_parameters", "compact_model",
     "LatencyStats", "measure_latency", "example_input",
     "IncrementalPruner", "OneShotPruner", "PruningResult", "SearchMismatchError", "DEFAULT_RATES", "PAPER_SEEDS",
+    "EXECUTORS", "Executor", "make_executor", "CandidateFailedError",
 ]

@@ -12,6 +12,10 @@ For each pruning rate (paper, section III-A, with the authors' defaults from the
 
 A run folder holds ``search.json`` (settings and every finished rate) and one checkpoint per finished rate,
 so running the same search again continues after the last finished rate and loses nothing.
+
+Where step 3's candidates run is the executor's business (``executor``: ``"local"``, the default, one after
+another in this process; ``"processes"``, a local process pool; ``"ray"``, Ray tasks; see
+:mod:`s4op_kernels.pruning.executor`).  Everything else, the choice included, stays in this process.
 """
 
 from __future__ import annotations
@@ -31,9 +35,10 @@ from torch import nn
 
 from s4op_kernels._progress import progress_enabled
 from s4op_kernels.pruning.allocation import allocate
+from s4op_kernels.pruning.executor import CandidateFailedError, CandidateJob, Executor, SearchContext, make_executor
 from s4op_kernels.pruning.latency import SSMOperators, example_input, measure_latencies
 from s4op_kernels.pruning.params import compact_model, count_parameters
-from s4op_kernels.pruning.selection import prune_model, ssm_layers
+from s4op_kernels.pruning.selection import ssm_layers
 from s4op_kernels._validate import check_int
 
 DEFAULT_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -62,6 +67,7 @@ class RateResult:
     candidates: list[dict] = field(default_factory=list)  # {"seed", "val_metric", "finetune_s"}
     wall_s: float = 0.0
     checkpoint: Optional[str] = None
+    executor: Optional[dict] = None  # where the candidates ran (Executor.describe()); not a setting
 
 
 class SearchMismatchError(ValueError):
@@ -103,6 +109,9 @@ class IncrementalPruner:
             (JSON-serializable). config: the model's ``models.Config``, stored beside each rate's checkpoint
             so ``load_checkpoint`` can rebuild it.
         progress: tqdm bars (None: only on a terminal). log: callable taking one line of text.
+        executor: where each rate's candidates run: ``"local"`` (default), ``"processes"``, ``"ray"`` or an
+            :class:`~s4op_kernels.pruning.executor.Executor` (``make_executor`` for options).  Not a setting
+            of the search: a run folder may be resumed with another executor.
     """
 
     def __init__(
@@ -130,6 +139,7 @@ class IncrementalPruner:
         config=None,
         progress: Optional[bool] = None,
         log: Optional[Callable[[str], Any]] = None,
+        executor: Any = "local",
     ):
         self.layers = ssm_layers(model)
         if not self.layers:
@@ -170,6 +180,7 @@ class IncrementalPruner:
         self.config = config
         self._models: dict[float, nn.Module] = {}  # models kept in this process, by rate
         self.progress, self.log = progress, log or (lambda line: None)
+        self.executor: Executor = make_executor(executor)
 
     # ------------------------------------------------------------------ settings and state
     def settings(self) -> dict:
@@ -226,7 +237,11 @@ class IncrementalPruner:
         from s4op_kernels.runlock import lock_run_folder
 
         with lock_run_folder(self.out_dir) if self.out_dir is not None else contextlib.nullcontext():
-            return self._run()
+            self.executor.open(self._context(), self.baseline, self.log)  # refuses unpicklable callbacks now
+            try:
+                return self._run()
+            finally:
+                self.executor.close()
 
     def _run(self) -> "PruningResult":
         t_start = time.perf_counter()
@@ -242,6 +257,9 @@ class IncrementalPruner:
             self._save_state(state)
         else:
             self.log(f"resuming {self.out_dir}: {len(state['rates'])} of {len(self.rates)} rates already done")
+            if state.get("failed"):
+                f = state["failed"]
+                self.log(f"the previous attempt stopped at {round(100 * f['rate'])}%: {f['error']}; running it again")
         elapsed_before = state.get("elapsed_s", 0.0)
 
         current = self.baseline
@@ -254,7 +272,16 @@ class IncrementalPruner:
                 if state["stopped"]:
                     break
                 start = current if self.incremental else self.baseline
-                result = self._one_rate(rate, start, bar)
+                try:
+                    result = self._one_rate(rate, start, bar)
+                except CandidateFailedError as err:
+                    # Recorded, and the search stops: no choice among the candidates that did finish.
+                    state["failed"] = {"rate": rate, "seed": err.seed, "attempts": err.attempts, "error": err.error,
+                                       "executor": self.executor.describe()}
+                    state["elapsed_s"] = elapsed_before + time.perf_counter() - t_start
+                    self._save_state(state)
+                    raise
+                state.pop("failed", None)
                 baseline_val = state["baseline"]["val_metric"]
                 if self.max_metric_drop is not None and result.val_metric < baseline_val - self.max_metric_drop:
                     state["rejected"] = asdict(result)
@@ -277,6 +304,7 @@ class IncrementalPruner:
                     self.log(f"stopped: {state['stopped']}")
         finally:
             bar.close()
+            self.executor.close()  # before the final timing: no idle pool or Ray instance beside it
         if state["rates"]:
             self.log("final latency: all kept models, interleaved")
             self._remeasure(state)
@@ -298,28 +326,36 @@ class IncrementalPruner:
     def metric_name(self) -> str:
         return str(self.meta.get("metric", "metric"))
 
+    def _context(self) -> SearchContext:
+        """What every candidate shares (the executor sends it to its workers once)."""
+        # kernel_norm ranks channels by their kernels over the task's length
+        length = self.train_ds.info.seq_len if self.selector == "kernel_norm" else None
+        return SearchContext(train_ds=self.train_ds, val_ds=self.val_ds, evaluate=self.evaluate,
+                             fine_tune=self.fine_tune, selector=self.selector, length=length)
+
     def _one_rate(self, rate: float, start: nn.Module, bar) -> RateResult:
         t0 = time.perf_counter()
-        best, best_model, candidates = None, None, []
-        for seed in self.seeds:
-            counts = self._counts(rate, start, seed)
-            cand = copy.deepcopy(start)
-            # kernel_norm ranks channels by their kernels over the task's length
-            extra = {"length": self.train_ds.info.seq_len} if self.selector == "kernel_norm" else {}
-            prune_model(cand, counts, selector=self.selector, seed=seed, **extra)
-            t = time.perf_counter()
-            if self.fine_tune is not None:
-                self.fine_tune(cand, self.train_ds, self.val_ds, seed=seed)
-            val = float(self.evaluate(cand, self.val_ds))
-            candidates.append({"seed": seed, "val_metric": val, "finetune_s": time.perf_counter() - t})
-            if best is None or val > best[1]:  # ties keep the earlier seed
-                best, best_model = (seed, val), cand
-            bar.update(1)
+        jobs = [CandidateJob(rate=rate, seed=seed, counts=tuple(self._counts(rate, start, seed)))
+                for seed in self.seeds]
+        outcomes = self.executor.run_rate(start, jobs, done=lambda: bar.update(1))
+        best = None
+        for outcome in outcomes:  # in seed order: ties keep the earlier seed
+            if best is None or outcome.val_metric > best.val_metric:
+                best = outcome
+        candidates = [{"seed": o.seed, "val_metric": o.val_metric, "finetune_s": o.finetune_s} for o in outcomes]
+        best_model = best.model if best.model is not None else self._model_from_state(best.state)
         # The test split is read only now, after the choice.
         test = float(self.evaluate(best_model, self.test_ds)) if self.test_ds is not None else None
-        d = self._describe(best_model, best[1], test)
+        d = self._describe(best_model, best.val_metric, test)
         self._last_model = best_model
-        return RateResult(rate=rate, seed=best[0], candidates=candidates, wall_s=time.perf_counter() - t0, **d)
+        return RateResult(rate=rate, seed=best.seed, candidates=candidates, wall_s=time.perf_counter() - t0,
+                          executor=self.executor.describe(), **d)
+
+    def _model_from_state(self, state: dict) -> nn.Module:
+        """A candidate's model from the weights a worker sent back (pruned layers resize from the state)."""
+        model = copy.deepcopy(self.baseline)
+        model.load_state_dict(state)
+        return model
 
     def _counts(self, rate: float, start: nn.Module, seed: int) -> list[int]:
         """Channels to prune per layer (totals) for the candidate of ``seed`` grown from ``start``."""

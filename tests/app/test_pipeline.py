@@ -16,9 +16,10 @@ TINY = ["-o", "n_train=48", "-o", "n_val=24", "-o", "n_test=24", "-o", "duration
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
+    # the candidates in a process pool (the command's path through an executor); the re-run below is local
     status = cli.main(["prune", "--task", "ecg-synthetic", "--config", "ecg-embedded", "--out", str(out),
                        "--rates", "30,70", "--seeds", "7,42", "--epochs", "2", "--finetune-epochs", "1",
-                       "--no-progress", *TINY])
+                       "--no-progress", *TINY, "--executor", "processes", "--workers", "2"])
     assert status == 0
     return out
 
@@ -30,6 +31,7 @@ def test_prune_writes_the_three_report_files_and_checkpoints(run_dir, capsys):
     assert (run_dir / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((run_dir / "report.json").read_text())
     assert [r["rate"] for r in summary["rates"]] == [0.3, 0.7]
+    assert [r["executor"]["name"] for r in summary["rates"]] == ["processes", "processes"]
     assert summary["metric"] == "micro_f1" and summary["task"] == "ecg-synthetic"
     table = (run_dir / "report.md").read_text()
     assert "| 0% |" in table and "| 30% |" in table and "| 70% |" in table

@@ -7,8 +7,10 @@ import json
 import pytest
 import torch
 
-from s4op_kernels.data.base import TaskDataset, TaskInfo
-from s4op_kernels.models import Config, build_model
+from factories import TOY_CONFIG as CONFIG
+from factories import TOY_INFO as INFO
+from factories import toy_dataset as make_ds
+from s4op_kernels.models import build_model
 from s4op_kernels.pruning import allocate, ssm_layers
 from s4op_kernels.pruning.search import (
     SEARCH_FILE,
@@ -17,20 +19,8 @@ from s4op_kernels.pruning.search import (
     SearchMismatchError,
 )
 
-INFO = TaskInfo(task="toy", num_classes=2, seq_len=32, in_channels=1)
-CONFIG = Config(name="toy", n_layers=3, d_model=8, d_state=4, norm="layer", epochs=1, batch_size=8)
 RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 SEEDS = (7, 42, 123)
-
-
-def make_ds(n: int, seed: int, split: str, poison: bool = False) -> TaskDataset:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, INFO.seq_len, 1, generator=g)
-    y = (x.mean(dim=(1, 2)) > 0).long()
-    if poison:  # labels that have nothing to do with the inputs, and absurd inputs
-        y = torch.randint(0, 2, (n,), generator=g)
-        x = x * 1e6
-    return TaskDataset(x, y, INFO, split=split)
 
 
 def baseline(seed: int = 0):

@@ -21,9 +21,11 @@ from typing import Any, Callable, Optional, Sequence
 # keeps its traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from s4op_kernels.checkpoint import CheckpointError
+    from s4op_kernels.pruning.executor import CandidateFailedError
     from s4op_kernels.runlock import RunFolderBusyError
 
-    return (ValueError, TypeError, OSError, FloatingPointError, CheckpointError, RunFolderBusyError)
+    return (ValueError, TypeError, OSError, FloatingPointError, CheckpointError, RunFolderBusyError,
+            CandidateFailedError)
 
 
 # ---------------------------------------------------------------------- argument types

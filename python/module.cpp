@@ -574,9 +574,64 @@ class RuntimeModel {
     if (rc != S4OP_OK) throw std::invalid_argument(err);
   }
 
+ const s4op_model* handle() const { return model_; }
+  const s4op_model_info& raw_info() const { return info_; }
+
  private:
   s4op_model* model_ = nullptr;
   s4op_model_info info_{};
+};
+
+// A stream over a RuntimeModel (runtime.h's s4op_stream_*); the Python object keeps its model alive.
+class RuntimeStream {
+ public:
+  RuntimeStream(const RuntimeModel& model, int64_t batch) : info_(model.raw_info()), batch_(batch) {
+    char err[1024];
+    if (s4op_stream_open(model.handle(), batch, &stream_, err, sizeof err) != S4OP_OK) throw std::invalid_argument(err);
+  }
+  RuntimeStream(const RuntimeStream&) = delete;
+  RuntimeStream& operator=(const RuntimeStream&) = delete;
+  ~RuntimeStream() { s4op_stream_free(stream_); }
+
+  // x: (B, T) int64 tokens or (B, T, C) float32, C-contiguous, B the stream's batch.
+  void push(const py::handle& x_) {
+    Arr x = check_array(x_, "x", info_.tokens ? 2 : 3);
+    if (info_.tokens) {
+      check_dtype<int64_t>(x, "x", "int64");
+    } else {
+      check_dtype<float>(x, "x", "float32");
+      if (x.shape[2] != info_.in_channels) check_shape(x, "x", {batch_, x.shape[1], info_.in_channels});
+    }
+    if (x.shape[0] != batch_) {
+      throw py::value_error("x: expected " + std::to_string(batch_) + " sequences (the stream's batch), got shape " +
+                            shape_str(x.shape));
+    }
+    const void* xp = x.begin();
+    const int64_t T = x.shape[1];
+    char err[1024];
+    int rc;
+    {
+      py::gil_scoped_release release;
+      rc = s4op_stream_push(stream_, xp, T, err, sizeof err);
+    }
+    if (rc != S4OP_OK) throw std::invalid_argument(err);
+  }
+
+  void logits(const py::handle& out_) {
+    Arr out = check_array(out_, "out", 2, /*writeable=*/true);
+    check_dtype<float>(out, "out", "float32");
+    check_shape(out, "out", {batch_, info_.num_classes});
+    char err[1024];
+    if (s4op_stream_logits(stream_, out.data<float>(), err, sizeof err) != S4OP_OK) throw std::invalid_argument(err);
+  }
+
+  void reset() { s4op_stream_reset(stream_); }
+  int64_t samples() const { return s4op_stream_samples(stream_); }
+
+ private:
+  s4op_stream* stream_ = nullptr;
+  s4op_model_info info_{};
+  int64_t batch_ = 0;
 };
 
 }  // namespace
@@ -653,7 +708,18 @@ PYBIND11_MODULE(_C, m) {
       .def("info", &RuntimeModel::info, "Sizes and kinds of the loaded model (s4op_model_info).")
       .def("run", &RuntimeModel::run, py::arg("x"), py::arg("lengths"), py::arg("out"),
            "out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32, C-contiguous; "
-           "lengths: None or (B,) int64.");
+           "lengths: None or (B,) int64.")
+      .def(
+          "stream", [](const RuntimeModel& m, int64_t batch) { return std::make_unique<RuntimeStream>(m, batch); },
+          py::arg("batch"), py::keep_alive<0, 1>(),
+          "A stream of `batch` sequences fed sample by sample (runtime.h's s4op_stream_*).");
+  py::class_<RuntimeStream>(m, "RuntimeStream",
+                            "The classifier fed one sample at a time by the torch-free runtime; one call at a time.")
+      .def("push", &RuntimeStream::push, py::arg("x"),
+           "Feed x: (B, T) int64 tokens or (B, T, C) float32, C-contiguous, B the stream's batch.")
+      .def("logits", &RuntimeStream::logits, py::arg("out"), "out (B, classes) float32 <- the logits so far.")
+      .def("reset", &RuntimeStream::reset, "Zero states and pooled sum.")
+      .def("samples", &RuntimeStream::samples, "Samples pushed since the start or the last reset.");
   m.def(
       "s4d_step_setup",
       [](const py::handle& C, const py::handle& log_dt, const py::handle& log_A_real, const py::handle& A_imag,

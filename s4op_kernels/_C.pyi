@@ -81,3 +81,15 @@ class RuntimeModel:
         """Sizes and kinds of the loaded model (s4op_model_info)."""
     def run(self, x: np.ndarray, lengths: Optional[np.ndarray], out: np.ndarray) -> None:
         """out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32."""
+    def stream(self, batch: int) -> RuntimeStream:
+        """A stream of `batch` sequences fed sample by sample (keeps this model alive)."""
+
+class RuntimeStream:
+    """The classifier fed one sample at a time by the torch-free runtime; one call at a time."""
+
+    def push(self, x: np.ndarray) -> None:
+        """Feed x: (B, T) int64 tokens or (B, T, C) float32, B the stream's batch."""
+    def logits(self, out: np.ndarray) -> None:
+        """out (B, classes) float32 <- the logits of the samples so far."""
+    def reset(self) -> None: ...
+    def samples(self) -> int: ...

@@ -276,6 +276,8 @@ def _s4d_coef_cpu(C, log_dt, log_A_real, A_imag, D, rows=None):
     rows = _all_rows(C.shape[0], rows)
     A, N2 = rows.shape[0], C.shape[1]
     modes, scalars = C.new_empty((A, FIELDS_DIAG, 2, N2)), C.new_empty((A, N_SCALARS))
+    if A == 0:  # nothing to compute (and no rows to size H by when the tensors were gathered)
+        return modes, scalars
     _ext.C().s4d_step_setup(*(t.contiguous().numpy() for t in (C, log_dt, log_A_real, A_imag, D)),
                             rows.contiguous().numpy(), modes.numpy(), scalars.numpy())
     return modes, scalars
@@ -302,6 +304,8 @@ def _dplr_coef_cpu(log_dt, A_real, A_imag, B, P, C_f, D, rows=None):
     rows = _all_rows(C_f.shape[0], rows)
     A, N2 = rows.shape[0], C_f.shape[1]
     modes, scalars = C_f.new_empty((A, FIELDS_DPLR, 2, N2)), C_f.new_empty((A, N_SCALARS))
+    if A == 0:
+        return modes, scalars
     _ext.C().dplr_step_setup(*(t.contiguous().numpy() for t in (log_dt, A_real, A_imag, B, P, C_f, D)),
                              rows.contiguous().numpy(), modes.numpy(), scalars.numpy())
     return modes, scalars

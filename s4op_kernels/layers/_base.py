@@ -398,15 +398,15 @@ class PrunableSSMLayer(nn.Module):
         the output mixing act on all channels as in forward.  O(A N2 + H^2) work per sample, A the active
         channels.  In training mode with an active dropout there is no per-sample equivalent of forward's
         dropout: call ``.eval()``."""
-        cls = type(self).__name__
-        self._check_state_input(u, f"{cls}.step(u)")
-        self._check_state(state, u.shape[0], f"{cls}.step(state)")
+        tensors = self._ssm_tensor_list()  # read once: this runs per sample
+        self._check_state_input(u, tensors[0], "step(u)")
+        self._check_state(state, u.shape[0], tensors[0], "step(state)")
         act, drop_in, drop_out = self._parts()
         for d in (drop_in, drop_out):
             if d is not None and d.training and getattr(d, "p", 0.0) > 0.0:
-                raise RuntimeError(f"{cls}.step: the layer is in training mode with dropout p={d.p}, which has no "
-                                   "per-sample form; call .eval() to stream")
-        modes, scalars, active = self._step_args(u.device)
+                raise RuntimeError(f"{type(self).__name__}.step: the layer is in training mode with dropout "
+                                   f"p={d.p}, which has no per-sample form; call .eval() to stream")
+        modes, scalars, active = self._step_args(u.device, tensors)
         fuse_gelu = type(act) is nn.GELU and act.approximate == "none" and not _has_hooks(act)
         mixer = self._gemm_mixer() if fuse_gelu else None
         if mixer is not None and _module_tensor(mixer, "bias") is not None:
@@ -427,7 +427,7 @@ class PrunableSSMLayer(nn.Module):
         if not self.transposed:
             u = u.transpose(-1, -2)
         B, H, L = u.shape
-        self._check_state(state, B, f"{type(self).__name__}.forward(state)")
+        self._check_state(state, B, self._ssm_tensor_list()[0], "forward(state)")
         self._prepare_chunk(L)
         y = self._ssm(u)
         if self.num_active:
@@ -451,10 +451,12 @@ class PrunableSSMLayer(nn.Module):
         """What the step coefficients depend on besides the SSM tensors (S4: also the kernel length)."""
         return (device,)
 
-    def _step_args(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _step_args(self, device: torch.device,
+                   tensors: Optional[list[torch.Tensor]] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(modes, scalars, active) of ops.ssm_step for the active channels; cached and checked against the SSM
-        tensors like :meth:`_conv_args` (never stale)."""
-        tensors = self._ssm_tensor_list()
+        tensors like :meth:`_conv_args` (never stale).  ``tensors``: the _SSM_TENSORS if the caller has them."""
+        if tensors is None:
+            tensors = self._ssm_tensor_list()
         if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
             return self._build_step_args(device, tensors)
         key = self._step_key(device)
@@ -472,18 +474,18 @@ class PrunableSSMLayer(nn.Module):
         """_step_args computed afresh from ``tensors`` (the _SSM_TENSORS or copies of them)."""
         raise NotImplementedError
 
-    def _check_state_input(self, u: Any, where: str) -> None:
+    def _check_state_input(self, u: Any, ref: torch.Tensor, where: str) -> None:
+        where = f"{type(self).__name__}.{where}"
         if not isinstance(u, torch.Tensor):
             raise TypeError(f"{where}: expected a torch.Tensor, got {type(u).__name__}")
         if u.dim() != 2 or u.shape[1] != self.h:
             raise ValueError(f"{where}: expected one sample (B, H) with H = d_model = {self.h}, got shape "
                              f"{tuple(u.shape)}")
-        dtype = self._ssm_tensor_list()[0].dtype
-        if u.dtype != dtype:
-            raise TypeError(f"{where}: u is {u.dtype} but the layer is {dtype}; convert one with .to()")
+        if u.dtype != ref.dtype:
+            raise TypeError(f"{where}: u is {u.dtype} but the layer is {ref.dtype}; convert one with .to()")
 
-    def _check_state(self, state: Any, B: int, where: str) -> None:
-        ref = self._ssm_tensor_list()[0]
+    def _check_state(self, state: Any, B: int, ref: torch.Tensor, where: str) -> None:
+        where = f"{type(self).__name__}.{where}"
         want = (B, self.num_active, self.state_modes, 2)
         if not isinstance(state, torch.Tensor):
             raise TypeError(f"{where}: expected the tensor default_state() or a previous call returned, got "

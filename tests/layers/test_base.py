@@ -74,6 +74,7 @@ CASES = [
     pytest.param(("s4d", 13, 64, 1000, 2, 0.5), id="s4d-H13-N64-L1000-B2-prune50"),
     pytest.param(("s4", 13, 16, 1000, 3, 0.5), id="s4-H13-N16-L1000-B3-prune50"),
     pytest.param(("s4-legs", 8, 64, 2048, 1, 0.0), id="s4legs-H8-N64-L2048"),
+    pytest.param(("s4-legs", 2, 64, 16384, 1, 0.0), id="s4legs-H2-N64-L16384"),
 ]
 
 

@@ -15,12 +15,15 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
+#include "s4op/block_ops.h"
 #include "s4op/build_info.h"
 #include "s4op/dplr_kernel.h"
 #include "s4op/fft.h"
+#include "s4op/glu_mix.h"
 #include "s4op/parallel.h"
 #include "s4op/runtime.h"
 #include "s4op/s4d_kernel.h"
@@ -508,6 +511,92 @@ bool same_bytes(const py::sequence& a, const py::sequence& b) {
   return true;
 }
 
+// ---- the post-norm residual block's tail (block_ops.h), float32.
+void residual_layer_norm(const py::handle& x_, const py::handle& z_, const py::handle& out_,
+                         const py::handle& weight_, const py::handle& bias_, double eps, int num_threads) {
+  Arr x = check_array(x_, "x", 3);
+  Arr out = check_array(out_, "out", 3, /*writeable=*/true);
+  check_dtype<float>(x, "x", "float32");
+  check_dtype<float>(out, "out", "float32");
+  check_threads(num_threads);
+  const int64_t B = x.shape[0], H = x.shape[1], L = x.shape[2];
+  if (H < 1) throw py::value_error("x: expected shape (B, H >= 1, L), got " + shape_str(x.shape));
+  check_shape(out, "out", x.shape);
+  if (!(eps >= 0.0)) throw py::value_error("eps must be >= 0, got " + std::to_string(eps));
+  // out may be x or z exactly (an in-place norm), never a partial overlap.
+  const auto same_or_disjoint = [&](const Arr& a, const char* name) {
+    if (overlaps(out, a) && a.begin() != out.begin()) {
+      throw py::value_error(std::string("out must be ") + name + " itself or not overlap it");
+    }
+  };
+  same_or_disjoint(x, "x");
+  std::optional<Arr> z, weight, bias;
+  if (!z_.is_none()) {
+    z = check_array(z_, "z", 3);
+    check_dtype<float>(*z, "z", "float32");
+    check_shape(*z, "z", x.shape);
+    same_or_disjoint(*z, "z");
+  }
+  for (auto [src, arr, name] : {std::tuple<const py::handle*, std::optional<Arr>*, const char*>{&weight_, &weight, "weight"},
+                                {&bias_, &bias, "bias"}}) {
+    if (src->is_none()) continue;
+    *arr = check_array(*src, name, 1);
+    check_dtype<float>(**arr, name, "float32");
+    check_shape(**arr, name, {H});
+    if (overlaps(out, **arr)) throw py::value_error(std::string("out must not overlap ") + name);
+  }
+  const float* px = x.cdata<float>();
+  const float* pz = z ? z->cdata<float>() : nullptr;
+  const float* pw = weight ? weight->cdata<float>() : nullptr;
+  const float* pb = bias ? bias->cdata<float>() : nullptr;
+  float* po = out.data<float>();
+  py::gil_scoped_release release;
+  s4op::cpu::residual_layer_norm_f32(px, pz, po, B, H, L, pw, pb, static_cast<float>(eps), num_threads);
+}
+
+// ---- the output mixing with its GLU (glu_mix.h), float32: the layers' "fused" mixing route.
+void glu_mix_pack(const py::handle& W_, const py::handle& bias_, const py::handle& out_) {
+  Arr W = check_array(W_, "W", 2);
+  Arr bias = check_array(bias_, "bias", 1);
+  Arr out = check_array(out_, "out", 1, /*writeable=*/true);
+  check_dtype<float>(W, "W", "float32");
+  check_dtype<float>(bias, "bias", "float32");
+  check_dtype<float>(out, "out", "float32");
+  const int64_t H2 = W.shape[0], K = W.shape[1];
+  if (H2 < 2 || H2 % 2 || K < 1) {
+    throw py::value_error("W: expected shape (2H, K) with H >= 1, K >= 1, got " + shape_str(W.shape));
+  }
+  const int64_t H = H2 / 2;
+  check_shape(bias, "bias", {H2});
+  check_shape(out, "out", {s4op::cpu::glu_mix_packed_size(H, K)});
+  if (overlaps(out, W) || overlaps(out, bias)) throw py::value_error("out must not overlap W or bias");
+  const float *pw = W.cdata<float>(), *pb = bias.cdata<float>();
+  float* po = out.data<float>();
+  py::gil_scoped_release release;
+  s4op::cpu::glu_mix_pack(pw, pb, H, K, po);
+}
+
+void glu_mix(const py::handle& packed_, const py::handle& y_, int64_t H, const py::handle& out_, bool accumulate,
+             int num_threads) {
+  Arr packed = check_array(packed_, "packed", 1);
+  Arr y = check_array(y_, "y", 3);
+  Arr out = check_array(out_, "out", 3, /*writeable=*/true);
+  check_dtype<float>(packed, "packed", "float32");
+  check_dtype<float>(y, "y", "float32");
+  check_dtype<float>(out, "out", "float32");
+  check_threads(num_threads);
+  if (H < 1) throw py::value_error("H must be >= 1, got " + std::to_string(H));
+  const int64_t B = y.shape[0], K = y.shape[1], L = y.shape[2];
+  if (K < 1) throw py::value_error("y: expected shape (B, K >= 1, L), got " + shape_str(y.shape));
+  check_shape(packed, "packed", {s4op::cpu::glu_mix_packed_size(H, K)});
+  check_shape(out, "out", {B, H, L});
+  if (overlaps(out, y) || overlaps(out, packed)) throw py::value_error("out must not overlap y or packed");
+  const float *pp = packed.cdata<float>(), *pyy = y.cdata<float>();
+  float* po = out.data<float>();
+  py::gil_scoped_release release;
+  s4op::cpu::glu_mix_f32(pp, pyy, B, H, K, L, po, accumulate, num_threads);
+}
+
 // ---- the torch-free runtime (runtime.h) for tests and benchmarks: the C API behind a small class.
 class RuntimeModel {
  public:
@@ -659,6 +748,7 @@ PYBIND11_MODULE(_C, m) {
         d["simd_runtime_s4d_kernel"] = s4op::cpu::s4d_kernel_isa();
         d["simd_runtime_dplr_kernel"] = s4op::cpu::dplr_kernel_isa();
         d["simd_runtime_gelu"] = s4op::cpu::gelu_f32_isa();  // sparse_fftconv's GELU epilogue
+        d["simd_runtime_glu_mix"] = s4op::cpu::glu_mix_isa();  // the "fused" output mixing
         d["threading"] = info.threading;
         d["sanitized"] = info.sanitized;
         return d;
@@ -762,6 +852,21 @@ PYBIND11_MODULE(_C, m) {
       py::arg("y_free"), py::arg("num_threads"),
       "A chunk u (B, H, L) from state x (B, A, N2, 2): y_free (B, A, L) = the zero-input response of x, x_out = the "
       "state after the chunk (x itself or a separate array).");
+  m.def("residual_layer_norm", &residual_layer_norm, py::arg("x"), py::arg("z"), py::arg("out"), py::arg("weight"),
+        py::arg("bias"), py::arg("eps"), py::arg("num_threads"),
+        "out[b] = LayerNorm over the H channels of x[b] + z[b] (z None: of x[b]) at each position, times weight "
+        "plus bias per channel (None: 1 / 0).  x, z, out: (B, H, L) float32 (out may be x or z itself); weight, "
+        "bias: (H,) float32.");
+  m.def("glu_mix_packed_size", &s4op::cpu::glu_mix_packed_size, py::arg("H"), py::arg("K"),
+        "Length of the packed weights glu_mix_pack writes for W (2H, K).");
+  m.def("glu_mix_pack", &glu_mix_pack, py::arg("W"), py::arg("bias"), py::arg("out"),
+        "out (glu_mix_packed_size(H, K),) float32 <- W (2H, K) and bias (2H,) float32 packed for glu_mix.");
+  m.def("glu_mix", &glu_mix, py::arg("packed"), py::arg("y"), py::arg("H"), py::arg("out"), py::arg("accumulate"),
+        py::arg("num_threads"),
+        "out (B, H, L) (+)= a * sigmoid(g), [a; g] = W y + bias over channels (GLU of a 1x1 convolution); "
+        "y (B, K, L) float32; packed from glu_mix_pack; accumulate: add into out instead of overwriting it.");
+  m.def("glu_mix_isa", []() { return std::string(s4op::cpu::glu_mix_isa()); },
+        "The SIMD path glu_mix uses on this CPU.");
   m.def("runtime_simd", []() { return std::string(s4op_runtime_simd()); },
         "The SIMD path of the runtime's output mixing (glu_mix) on this CPU.");
 

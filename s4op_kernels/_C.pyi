@@ -6,7 +6,8 @@ import numpy as np
 
 def build_info() -> dict[str, Any]:
     """Compiler, flags, build type, SIMD levels (build time; run time: simd_runtime_fft, simd_runtime_s4d_kernel,
-    simd_runtime_dplr_kernel, simd_runtime_gelu) and threading backend."""
+    simd_runtime_dplr_kernel, simd_runtime_gelu,
+    simd_runtime_glu_mix) and threading backend."""
 
 def next_fast_size(n: int) -> int:
     """Smallest m >= n of the form 2^a 3^b 5^c."""
@@ -69,6 +70,24 @@ def ssm_chunk_state(
     y_free: np.ndarray, num_threads: int,
 ) -> None:
     """A chunk u (B, H, L) from state x: y_free (B, A, L), the zero-input response of x; x_out, the state after it."""
+
+def residual_layer_norm(
+    x: np.ndarray, z: Optional[np.ndarray], out: np.ndarray, weight: Optional[np.ndarray], bias: Optional[np.ndarray],
+    eps: float, num_threads: int,
+) -> None:
+    """out[b] = LayerNorm over channels of x[b] + z[b] (z None: x[b]) * weight + bias; (B, H, L) float32."""
+
+def glu_mix_packed_size(H: int, K: int) -> int:
+    """Length of the packed weights glu_mix_pack writes for W (2H, K)."""
+
+def glu_mix_pack(W: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
+    """out (glu_mix_packed_size(H, K),) float32 <- W (2H, K) and bias (2H,) float32 packed for glu_mix."""
+
+def glu_mix(packed: np.ndarray, y: np.ndarray, H: int, out: np.ndarray, accumulate: bool, num_threads: int) -> None:
+    """out (B, H, L) (+)= GLU(W y + bias) over channels; y (B, K, L) float32; packed from glu_mix_pack."""
+
+def glu_mix_isa() -> str:
+    """The SIMD path glu_mix uses on this CPU."""
 
 def runtime_simd() -> str:
     """The SIMD path of the runtime's output mixing (glu_mix) on this CPU."""

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "s4op/parallel.h"
 
 #include "simd.h"
 
@@ -34,6 +38,46 @@ S4OP_INLINE void layer_norm_body(const float* x, float* out, int64_t H, int64_t 
     float* oc = out + c * L;
     const float wc = w[c], bc = b[c];
     for (int64_t l = 0; l < L; ++l) oc[l] = (xc[l] - mean[l]) * rstd[l] * wc + bc;
+  }
+}
+
+// One tile of residual_layer_norm_f32: positions [l0, l0 + n) of one batch element, rows of stride L.
+constexpr int64_t kNormTile = 512;  // positions per tile: H x 512 floats stay in L2 for H up to a few hundred
+
+S4OP_INLINE void residual_norm_body(const float* x, const float* z, float* out, int64_t H, int64_t L, int64_t n,
+                                    const float* w, const float* b, float eps) {
+  float mean[kNormTile], var[kNormTile];
+  for (int64_t l = 0; l < n; ++l) mean[l] = var[l] = 0.f;
+  for (int64_t c = 0; c < H; ++c) {
+    const float* xc = x + c * L;
+    float* oc = out + c * L;
+    if (z != nullptr) {
+      const float* zc = z + c * L;
+      for (int64_t l = 0; l < n; ++l) {
+        const float s = xc[l] + zc[l];
+        oc[l] = s;
+        mean[l] += s;
+      }
+    } else {
+      for (int64_t l = 0; l < n; ++l) mean[l] += xc[l];
+    }
+  }
+  const float* src = z != nullptr ? out : x;  // the sum, or x itself
+  const float inv_h = 1.f / static_cast<float>(H);
+  for (int64_t l = 0; l < n; ++l) mean[l] *= inv_h;
+  for (int64_t c = 0; c < H; ++c) {
+    const float* sc = src + c * L;
+    for (int64_t l = 0; l < n; ++l) {
+      const float d = sc[l] - mean[l];
+      var[l] += d * d;
+    }
+  }
+  for (int64_t l = 0; l < n; ++l) var[l] = 1.f / std::sqrt(var[l] * inv_h + eps);
+  for (int64_t c = 0; c < H; ++c) {
+    const float* sc = src + c * L;
+    float* oc = out + c * L;
+    const float wc = w != nullptr ? w[c] : 1.f, bc = b != nullptr ? b[c] : 0.f;
+    for (int64_t l = 0; l < n; ++l) oc[l] = (sc[l] - mean[l]) * var[l] * wc + bc;
   }
 }
 
@@ -93,6 +137,8 @@ struct Ops {
   void (*affine)(const float*, float*, int64_t, int64_t, const float*, const float*);
   void (*encode)(const float*, const float*, const float*, int64_t, int64_t, int64_t, float*, float*);
   void (*mean)(const float*, int64_t, int64_t, const float*, float*);
+  void (*residual_norm)(const float*, const float*, float*, int64_t, int64_t, int64_t, const float*, const float*,
+                        float);
 };
 
 #define S4OP_BLOCK_OPS(SUFFIX, TARGET)                                                                              \
@@ -109,6 +155,10 @@ struct Ops {
   }                                                                                                                 \
   TARGET void mean_##SUFFIX(const float* x, int64_t H, int64_t L, const float* m, float* o) {                       \
     mean_body(x, H, L, m, o);                                                                                       \
+  }                                                                                                                 \
+  TARGET void residual_norm_##SUFFIX(const float* x, const float* z, float* o, int64_t H, int64_t L, int64_t n,     \
+                                     const float* w, const float* b, float e) {                                     \
+    residual_norm_body(x, z, o, H, L, n, w, b, e);                                                                  \
   }
 
 S4OP_BLOCK_OPS(scalar, )
@@ -128,12 +178,12 @@ const Ops& ops() {
     switch (ops_path()) {
 #if S4OP_SIMD_X86
       case SimdPath::kAVX512:
-        return Ops{&norm_avx512, &affine_avx512, &encode_avx512, &mean_avx512};
+        return Ops{&norm_avx512, &affine_avx512, &encode_avx512, &mean_avx512, &residual_norm_avx512};
       case SimdPath::kAVX2:
-        return Ops{&norm_avx2, &affine_avx2, &encode_avx2, &mean_avx2};
+        return Ops{&norm_avx2, &affine_avx2, &encode_avx2, &mean_avx2, &residual_norm_avx2};
 #endif
       default:
-        return Ops{&norm_scalar, &affine_scalar, &encode_scalar, &mean_scalar};
+        return Ops{&norm_scalar, &affine_scalar, &encode_scalar, &mean_scalar, &residual_norm_scalar};
     }
   }();
   return table;
@@ -157,6 +207,26 @@ void linear_encode_f32(const float* u, const float* W, const float* bias, int64_
 
 void masked_mean_f32(const float* x, int64_t H, int64_t L, const float* mask, float* out) {
   ops().mean(x, H, L, mask, out);
+}
+
+void residual_layer_norm_f32(const float* x, const float* z, float* out, int64_t B, int64_t H, int64_t L,
+                             const float* weight, const float* bias, float eps, int num_threads) {
+  if (B < 0 || H < 1 || L < 0) {
+    throw std::invalid_argument("residual_layer_norm_f32: expected B >= 0, H >= 1, L >= 0, got B=" +
+                                std::to_string(B) + " H=" + std::to_string(H) + " L=" + std::to_string(L));
+  }
+  if (!(eps >= 0.f)) throw std::invalid_argument("residual_layer_norm_f32: eps must be >= 0");
+  if (num_threads < 1) throw std::invalid_argument("residual_layer_norm_f32: num_threads must be >= 1");
+  if (B * L == 0) return;
+  if (x == nullptr || out == nullptr) throw std::invalid_argument("residual_layer_norm_f32: null x or out");
+  const int64_t tiles = (L + kNormTile - 1) / kNormTile;
+  const auto fn = ops().residual_norm;
+  parallel_for(B * tiles, num_threads, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / tiles, l0 = (t % tiles) * kNormTile, at = b * H * L + l0;
+      fn(x + at, z != nullptr ? z + at : nullptr, out + at, H, L, std::min(kNormTile, L - l0), weight, bias, eps);
+    }
+  });
 }
 
 const char* block_ops_isa() { return simd_path_name(ops_path()); }

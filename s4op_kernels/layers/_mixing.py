@@ -12,6 +12,10 @@ exactly that map by a different library path; the results differ only by roundin
 - ``linear``: ``F.linear`` on the transposed layout, ``z^T = y^T W^T + b``, (B, L, 2H), GLU over its last dim,
   then one copy back to (B, H, L).
 - ``baddbmm``: ``baddbmm(b, W, y)``, MKL's GEMM after the bias is broadcast into the output.
+- ``fused``: the core's ``glu_mix`` (csrc/src/glu_mix.cpp, the torch-free runtime's mixing): a GEMM of our own
+  with the bias and the GLU in its epilogue, one pass that writes only the (B, H, L) result instead of the
+  (B, 2H, L) product and a GLU pass over it.  float32 CPU tensors only, with the compiled extension, and no autograd (the core has none): anywhere
+  else (float64, another device, a forced method where autograd needs the gradient) ``fused`` runs ``gemm``.
 
 Which is fastest depends on the CPU and its BLAS: on an AMD EPYC Zen 5 (2 threads) MKL's GEMM ran at about
 150 GFLOP/s at B=1 H=256 L=4096 and oneDNN's 1x1 convolution was much faster; on an Intel Xeon the order was
@@ -37,11 +41,13 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from s4op_kernels import _ext
+
 ENV_VAR = "S4OP_MIXING"
-METHODS = ("gemm", "conv1d", "linear", "baddbmm")
+METHODS = ("gemm", "conv1d", "linear", "baddbmm", "fused")
 DEFAULT = "gemm"
 # The methods that take y with the ones channel appended: (B, H + 1, L).
-NEEDS_ONES = {"gemm": True, "conv1d": False, "linear": False, "baddbmm": False}
+NEEDS_ONES = {"gemm": True, "conv1d": False, "linear": False, "baddbmm": False, "fused": False}
 
 # The timing run: one untimed call of each method (oneDNN builds its primitive on the first call), then
 # rounds in rotating order until at least _MIN_ROUNDS are done and _BUDGET_S is spent, at most _MAX_ROUNDS.
@@ -72,13 +78,14 @@ class MixWeights:
     from the parameters themselves (``from_params``) where autograd needs their gradient: nothing cached.
     """
 
-    __slots__ = ("_folded", "_separate", "_cached")
+    __slots__ = ("_folded", "_separate", "_cached", "_packed")
 
     def __init__(self, folded: Optional[torch.Tensor] = None,
                  separate: Optional[tuple[torch.Tensor, torch.Tensor]] = None, cached: bool = True):
         self._folded = folded
         self._separate = separate
         self._cached = cached  # True: built under no_grad from snapshot copies; derive forms as normal tensors
+        self._packed: Optional[torch.Tensor] = None
 
     @classmethod
     def from_params(cls, W: torch.Tensor, b: torch.Tensor) -> "MixWeights":
@@ -101,6 +108,18 @@ class MixWeights:
             with torch.inference_mode(False), torch.no_grad():
                 self._separate = (Wb[:, :H].contiguous(), Wb[:, H].contiguous())
         return self._separate
+
+    def packed(self) -> torch.Tensor:
+        """``W`` and ``b`` (float32) in the blocked layout of the core's ``glu_mix`` (``glu_mix_pack``)."""
+        if self._packed is None:
+            W, b = self.separate()
+            W, b = W.detach(), b.detach()
+            C = _ext.C()
+            with torch.inference_mode(False), torch.no_grad():
+                out = torch.empty(C.glu_mix_packed_size(W.shape[0] // 2, W.shape[1]), dtype=torch.float32)
+                C.glu_mix_pack(W.numpy(), b.numpy(), out.numpy())
+            self._packed = out
+        return self._packed
 
 
 # ---------------------------------------------------------------------------- the methods
@@ -133,8 +152,26 @@ def _baddbmm(w: MixWeights, y: torch.Tensor) -> torch.Tensor:
     return F.glu(torch.baddbmm(b.view(1, -1, 1), W.expand(y.shape[0], -1, -1), y), dim=-2)
 
 
+def _fused(w: MixWeights, y: torch.Tensor) -> torch.Tensor:
+    if (y.dtype != torch.float32 or not y.is_cpu or not _ext.extension_available()
+            or (torch.is_grad_enabled() and (y.requires_grad or not w._cached))):
+        return _gemm(w, torch.cat([y, y.new_ones(y.shape[0], 1, y.shape[2])], dim=1))
+    B, _, L = y.shape
+    H = w.folded.shape[0] // 2
+    out = y.new_empty(B, H, L)
+    _ext.C().glu_mix(w.packed().numpy(), y.contiguous().numpy(), H, out.numpy(), False, torch.get_num_threads())
+    return out
+
+
 _FUNCS: dict[str, Callable[[MixWeights, torch.Tensor], torch.Tensor]] = {
-    "gemm": _gemm, "conv1d": _conv1d, "linear": _linear, "baddbmm": _baddbmm}
+    "gemm": _gemm, "conv1d": _conv1d, "linear": _linear, "baddbmm": _baddbmm, "fused": _fused}
+
+
+def candidates(dtype: torch.dtype) -> tuple[str, ...]:
+    """The methods ``auto`` times for a forward in ``dtype`` (``fused`` only in float32 with the extension)."""
+    if dtype == torch.float32 and _ext.extension_available():
+        return METHODS
+    return tuple(m for m in METHODS if m != "fused")
 
 
 def mix(method: str, weights: MixWeights, y: torch.Tensor) -> torch.Tensor:
@@ -219,20 +256,21 @@ def measure(key: tuple, weights: MixWeights, y1: torch.Tensor) -> torch.Tensor:
         if method is not None:
             return mix(method, weights, y1 if NEEDS_ONES[method] else y1[:, :-1].contiguous())
         y = y1[:, :-1].contiguous()
-        inputs = {m: (y1 if NEEDS_ONES[m] else y) for m in METHODS}
-        outputs = {m: _FUNCS[m](weights, inputs[m]) for m in METHODS}  # untimed: primitives, caches, pages
-        times: dict[str, list[float]] = {m: [] for m in METHODS}
+        methods = candidates(y1.dtype)
+        inputs = {m: (y1 if NEEDS_ONES[m] else y) for m in methods}
+        outputs = {m: _FUNCS[m](weights, inputs[m]) for m in methods}  # untimed: primitives, caches, pages
+        times: dict[str, list[float]] = {m: [] for m in methods}
         start = time.perf_counter()
         for r in range(_MAX_ROUNDS):
-            for i in range(len(METHODS)):
-                m = METHODS[(i + r) % len(METHODS)]
+            for i in range(len(methods)):
+                m = methods[(i + r) % len(methods)]
                 t0 = time.perf_counter()
                 outputs[m] = _FUNCS[m](weights, inputs[m])
                 times[m].append(time.perf_counter() - t0)
             if r + 1 >= _MIN_ROUNDS and time.perf_counter() - start > _BUDGET_S:
                 break
         quartiles = {m: _lower_quartile(t) for m, t in times.items()}
-        best = min(METHODS, key=quartiles.__getitem__)
+        best = min(methods, key=quartiles.__getitem__)
         # Paired by round (the calls of one round ran back to back): the winner must also have beaten the
         # default in at least two thirds of the rounds, else the difference is the machine's noise.
         wins = sum(a < d for a, d in zip(times[best], times[DEFAULT]))

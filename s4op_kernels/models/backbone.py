@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from s4op_kernels import _ext
 from s4op_kernels.layers._base import _has_hooks
 from s4op_kernels.layers.s4 import S4Layer
 from s4op_kernels.layers.s4d import S4DLayer
@@ -172,6 +173,9 @@ class ResidualBlock(nn.Module):
         if not _same_kind(z, x):
             return norm(x + z)
         if kind == "layer":
+            out = _core_layer_norm(norm, x, z)  # float32 on the compiled core: the add and the norm in one sweep
+            if out is not None:
+                return out
             # The sum goes straight into the (H, B, L) layout the statistics pass reads (rows of L: no
             # transposing pass; a plain view of (B, H, L) when B = 1).
             B, H, L = x.shape
@@ -184,6 +188,28 @@ class ResidualBlock(nn.Module):
 
 def _same_kind(z: torch.Tensor, x: torch.Tensor) -> bool:
     return isinstance(z, torch.Tensor) and z.shape == x.shape and z.dtype == x.dtype and z.device == x.device
+
+
+def _core_layer_norm(norm: nn.LayerNorm, x: torch.Tensor, z: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """LayerNorm ``norm`` over the channels of ``x + z`` (``z`` None: of x), x and z (B, H, L), by the compiled
+    core's ``residual_layer_norm``: per tile of positions, the sum is written while the means accumulate, then
+    the centered variance and the normalization run on the tile while it is in cache, split over torch's
+    threads.  None (the caller runs the torch ops) unless x, z and the norm's parameters are contiguous float32
+    CPU tensors and the extension is available."""
+    if x.dtype != torch.float32 or not x.is_cpu or not x.is_contiguous() or not _ext.extension_available():
+        return None
+    if z is not None and not (z.dtype == torch.float32 and z.is_cpu and z.is_contiguous()):
+        return None
+    p = norm._parameters
+    w, b = p.get("weight"), p.get("bias")
+    for t in (w, b):
+        if t is not None and not (t.dtype == torch.float32 and t.is_cpu and t.is_contiguous()):
+            return None
+    out = x.new_empty(x.shape)
+    _ext.C().residual_layer_norm(x.numpy(), None if z is None else z.numpy(), out.numpy(),
+                                 None if w is None else w.detach().numpy(), None if b is None else b.detach().numpy(),
+                                 float(norm.eps), torch.get_num_threads())
+    return out
 
 
 def _channel_layer_norm(norm: nn.LayerNorm, rows: torch.Tensor, B: int, L: int) -> torch.Tensor:
@@ -214,6 +240,9 @@ def _channel_layer_norm(norm: nn.LayerNorm, rows: torch.Tensor, B: int, L: int) 
 def _norm_op(norm: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
     """What the stock norm module computes in eval on x (B, H, L), without the module call; (B, H, L) rows."""
     if kind == "layer":
+        out = _core_layer_norm(norm, x, None)
+        if out is not None:
+            return out
         B, H, L = x.shape
         return _channel_layer_norm(norm, x.transpose(0, 1).reshape(H, B * L), B, L)  # a view when B = 1
     if kind == "batch":

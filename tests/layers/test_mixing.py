@@ -351,7 +351,7 @@ def test_info_command_times_the_mixing_when_asked(tmp_path):
     assert r.returncode == 0, r.stderr
     for shape in ("H=256 B=1 B*L in (2048, 4096]", "H=128 B>1 B*L in (4096, 8192]", "H=32 B=1 B*L in (128, 256]"):
         lines = [ln for ln in r.stdout.splitlines() if shape in ln]
-        assert len(lines) == 1 and re.search(r"  (gemm|conv1d|linear|baddbmm)  \(timed: ", lines[0]), r.stdout
+        assert len(lines) == 1 and re.search(rf"  ({'|'.join(METHODS)})  \(timed: ", lines[0]), r.stdout
 
 
 @pytest.mark.parametrize("args, exc", [((0, 4, 4), ValueError), ((1, 4.0, 4), TypeError), ((1, 4, True), TypeError)])
@@ -360,3 +360,65 @@ def test_measure_shape_refuses_bad_sizes(args, exc):
         _mixing.measure_shape(*args)
     with pytest.raises(TypeError, match=r"measure_shape\(dtype\)"):
         _mixing.measure_shape(1, 2, 3, torch.float16)
+
+
+# ----------------------------------------------------------------------------- the fused route's binding
+def _glu_mix_args(B=2, H=3, K=3, L=7):
+    from s4op_kernels import _ext
+    C = _ext.C()
+    W, b, y = _problem(B, H, L, torch.float32, seed=11)
+    packed = np.empty(C.glu_mix_packed_size(H, K), np.float32)
+    C.glu_mix_pack(W.numpy(), b.numpy(), packed)
+    return C, W, b, y, packed
+
+
+def test_glu_mix_accumulates_into_out_when_asked():
+    C, W, b, y, packed = _glu_mix_args()
+    base = torch.randn(2, 3, 7, generator=torch.Generator().manual_seed(2))
+    out = base.clone()
+    C.glu_mix(packed, y.numpy(), 3, out.numpy(), True, 1)
+    assert_close(out, base.double().numpy() + mixing64(W, b, y), torch.float32, what="glu_mix accumulate")
+    fresh = torch.full_like(base, float("nan"))
+    C.glu_mix(packed, y.numpy(), 3, fresh.numpy(), False, 2)
+    assert torch.allclose(out - base, fresh, atol=1e-6)
+
+
+@pytest.mark.parametrize("case, exc, match", [
+    ("y float64", TypeError, r"y: expected float32"),
+    ("out shape", ValueError, r"out: expected shape \(2, 3, 7\)"),
+    ("packed size", ValueError, r"packed: expected shape"),
+    ("H", ValueError, r"H must be >= 1"),
+    ("threads", ValueError, r"num_threads must be >= 1"),
+    ("overlap", ValueError, r"out must not overlap y"),
+    ("readonly", ValueError, r"out: must be writeable"),
+])
+def test_glu_mix_binding_refuses_bad_arguments_before_writing(case, exc, match):
+    C, W, b, y, packed = _glu_mix_args()
+    out = np.full((2, 3, 7), 5.0, np.float32)
+    args = dict(packed=packed, y=y.numpy(), H=3, out=out, accumulate=False, num_threads=1)
+    if case == "y float64":
+        args["y"] = y.double().numpy()
+    elif case == "out shape":
+        args["out"] = np.zeros((2, 3, 6), np.float32)
+    elif case == "packed size":
+        args["packed"] = packed[:-1].copy()
+    elif case == "H":
+        args["H"] = 0
+    elif case == "threads":
+        args["num_threads"] = 0
+    elif case == "overlap":
+        args["out"] = args["y"]
+    elif case == "readonly":
+        out.setflags(write=False)
+    with pytest.raises(exc, match=match):
+        C.glu_mix(**args)
+    assert (out == 5.0).all()
+
+
+def test_glu_mix_pack_refuses_odd_rows_and_a_short_output():
+    from s4op_kernels import _ext
+    C = _ext.C()
+    with pytest.raises(ValueError, match=r"W: expected shape \(2H, K\)"):
+        C.glu_mix_pack(np.zeros((3, 2), np.float32), np.zeros(3, np.float32), np.zeros(64, np.float32))
+    with pytest.raises(ValueError, match=r"out: expected shape"):
+        C.glu_mix_pack(np.zeros((4, 2), np.float32), np.zeros(4, np.float32), np.zeros(3, np.float32))

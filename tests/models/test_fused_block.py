@@ -280,3 +280,78 @@ def test_wrong_inputs_are_reported_by_the_modules(norm, prenorm):
         with torch.enable_grad(), pytest.raises(Exception) as module_err:
             block(bad)
         assert type(fast_err.value) is type(module_err.value) and str(fast_err.value) == str(module_err.value)
+
+
+# ---------------------------------------------------------------------- the compiled residual + LayerNorm
+def _ln64(x, z, norm):
+    s = (x if z is None else x + z).double()
+    w = None if norm.weight is None else norm.weight.double()
+    b = None if norm.bias is None else norm.bias.double()
+    return nn.functional.layer_norm(s.transpose(1, 2), norm.normalized_shape, w, b, norm.eps).transpose(1, 2)
+
+
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("with_z", [True, False], ids=["residual", "norm-only"])
+def test_core_layer_norm_over_several_tiles_matches_float64_for_any_thread_count(with_z, affine):
+    from s4op_kernels.models.backbone import _core_layer_norm
+    g = torch.Generator().manual_seed(9)
+    x, z = torch.randn(3, 7, 1300, generator=g), torch.randn(3, 7, 1300, generator=g)  # 3 tiles, the last partial
+    norm = ChannelLayerNorm(7) if affine else nn.LayerNorm(7, elementwise_affine=False)
+    if affine:
+        with torch.no_grad():
+            norm.weight.copy_(torch.rand(7, generator=g) + 0.5)
+            norm.bias.copy_(torch.rand(7, generator=g) - 0.5)
+    outs = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.inference_mode():
+                outs.append(_core_layer_norm(norm, x, z if with_z else None))
+    finally:
+        torch.set_num_threads(threads)
+    assert outs[0] is not None and torch.equal(outs[0], outs[1])
+    assert_close(outs[0], _ln64(x, z if with_z else None, norm), torch.float32, what="residual layer norm")
+
+
+def test_core_layer_norm_leaves_other_inputs_to_torch():
+    from s4op_kernels.models.backbone import _core_layer_norm
+    norm = ChannelLayerNorm(4)
+    x = torch.randn(2, 4, 9)
+    assert _core_layer_norm(norm, x.double(), None) is None  # float64: the torch ops
+    assert _core_layer_norm(norm, x.transpose(0, 1).contiguous().transpose(0, 1), None) is None  # strided
+    assert _core_layer_norm(norm, x, x.double()) is None
+    assert _core_layer_norm(norm, x, x.transpose(0, 1).contiguous().transpose(0, 1)) is None
+
+
+@pytest.mark.parametrize("case, exc, match", [
+    ("x dtype", TypeError, r"x: expected float32"),
+    ("z shape", ValueError, r"z: expected shape \(2, 4, 9\)"),
+    ("weight shape", ValueError, r"weight: expected shape \(4,\)"),
+    ("partial overlap", ValueError, r"out must be x itself or not overlap it"),
+    ("eps", ValueError, r"eps must be >= 0"),
+    ("threads", ValueError, r"num_threads must be >= 1"),
+])
+def test_the_residual_layer_norm_binding_refuses_bad_arguments(case, exc, match):
+    import numpy as np
+    from s4op_kernels import _ext
+    C = _ext.C()
+    x = np.random.default_rng(0).standard_normal((2, 4, 9)).astype(np.float32)
+    out = np.full_like(x, 5.0)
+    args = dict(x=x, z=None, out=out, weight=None, bias=None, eps=1e-5, num_threads=1)
+    if case == "x dtype":
+        args["x"] = x.astype(np.float64)
+    elif case == "z shape":
+        args["z"] = np.zeros((2, 4, 8), np.float32)
+    elif case == "weight shape":
+        args["weight"] = np.ones(5, np.float32)
+    elif case == "partial overlap":
+        big = np.zeros((2 * 4 * 9 + 1,), np.float32)
+        args["x"], args["out"] = big[1:].reshape(2, 4, 9), big[:-1].reshape(2, 4, 9)
+    elif case == "eps":
+        args["eps"] = -1.0
+    elif case == "threads":
+        args["num_threads"] = 0
+    with pytest.raises(exc, match=match):
+        C.residual_layer_norm(**args)
+    assert (out == 5.0).all()

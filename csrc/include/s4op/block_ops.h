@@ -14,6 +14,16 @@ namespace s4op::cpu {
 void channel_layer_norm_f32(const float* x, float* out, int64_t H, int64_t L, const float* weight, const float* bias,
                             float eps, float* stats);
 
+// The post-norm residual block's tail over a batch: out[b] = LayerNorm over channels of (x[b] + z[b]) (z null:
+// of x[b]), with weight / bias per channel (either may be null: 1 / 0), for x, z, out {B, H, L}.  One sweep per
+// tile of positions (the sum written into out while the means accumulate, the centered variance, then the
+// normalization in place), so the sum never makes a separate pass; tiles of (batch, positions) split over
+// num_threads, with results that do not depend on the thread count.  out may equal x or z (exactly) but must not
+// otherwise overlap them.  Throws std::invalid_argument for null x / out (unless B H L = 0), B < 0, H < 1, L < 0,
+// eps < 0 or num_threads < 1, before anything is written.
+void residual_layer_norm_f32(const float* x, const float* z, float* out, int64_t B, int64_t H, int64_t L,
+                             const float* weight, const float* bias, float eps, int num_threads);
+
 // out[c, l] = x[c, l] * scale[c] + shift[c] (an eval-mode BatchNorm folded); out may equal x.
 void channel_affine_f32(const float* x, float* out, int64_t H, int64_t L, const float* scale, const float* shift);
 

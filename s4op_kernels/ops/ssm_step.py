@@ -171,10 +171,11 @@ def ssm_chunk_state_ref(
         u_rev = ua.flip(-1)
         for start in range(0, L, _BLOCK):
             t = torch.arange(start, min(L, start + _BLOCK), dtype=torch.float64, device=ua.device)
-            powers = torch.exp(log_alpha * t)  # (A, N2, T)
+            powers = torch.exp(log_alpha * t)  # (A, N2, T); alpha = 0 (underflow): log -inf, and -inf * 0 is nan
+            powers = torch.where(t == 0, torch.ones_like(powers), powers)
             y_free[..., start:start + t.numel()] = 2 * torch.einsum("ban,ant->bat", w, powers).real
             forced = forced + torch.einsum("bat,ant->ban", u_rev[..., start:start + t.numel()].to(powers.dtype), powers)
-        x_end = torch.exp(log_alpha[..., 0] * L) * xs + beta * forced
+        x_end = (torch.exp(log_alpha[..., 0] * L) * xs if L else xs) + beta * forced
     else:
         free, x_end = xs, xs
         zero = ua.new_zeros(ua.shape[:2])

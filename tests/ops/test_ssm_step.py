@@ -284,3 +284,23 @@ def test_binding_setup_rejects_bad_arguments():
             args["modes"], args["scalars"] = np.zeros((2, 3, 2, 2), np.float32), np.zeros((2, 3), np.float32)
         with pytest.raises((ValueError, TypeError), match=match):
             _ext.C().s4d_step_setup(*args.values())
+
+
+def test_a_mode_that_decays_in_one_sample_and_an_empty_chunk():
+    """alpha = exp(dt A) underflowing to 0 (a mode forgotten at once) and a chunk of 0 samples, on both backends."""
+    C, log_dt, log_A_real, A_imag, D = s4d_params(2, 3, 14, torch.float64)
+    log_A_real = log_A_real.clone()
+    log_A_real[0, 1] = 12.0  # Re A = -1.6e5: exp(dt A) = 0 in float64 for any dt >= 5e-3
+    log_dt = log_dt.clone().fill_(-1.0)
+    modes, scalars = s4d_step_coefficients_ref(C, log_dt, log_A_real, A_imag, D)
+    u, x = torch.randn(1, 2, 9, dtype=torch.float64), torch.randn(1, 2, 3, 2, dtype=torch.float64)
+    y_want, x_want = recurrence64(modes, scalars, torch.arange(2), u, x)
+    y_zero, _ = recurrence64(modes, scalars, torch.arange(2), u, torch.zeros_like(x))
+    for backend in BACKENDS:
+        with torch.no_grad(), s4op_kernels.use_backend(backend):
+            y_free, x_end = ssm_chunk_state(modes, scalars, torch.arange(2), u, x)
+            y_empty, x_same = ssm_chunk_state(modes, scalars, torch.arange(2), u[..., :0], x)
+        assert torch.isfinite(y_free).all() and torch.isfinite(x_end).all()
+        assert_close(y_zero + y_free, y_want, what=f"{backend} chunk with a vanishing mode")
+        assert_close(x_end, torch.view_as_real(x_want), what=f"{backend} state")
+        assert y_empty.shape == (1, 2, 0) and torch.equal(x_same, x)

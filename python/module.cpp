@@ -798,13 +798,12 @@ PYBIND11_MODULE(_C, m) {
       .def("info", &RuntimeModel::info, "Sizes and kinds of the loaded model (s4op_model_info).")
       .def("run", &RuntimeModel::run, py::arg("x"), py::arg("lengths"), py::arg("out"),
            "out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32, C-contiguous; "
-           "lengths: None or (B,) int64.")
-      .def(
-          "stream", [](const RuntimeModel& m, int64_t batch) { return std::make_unique<RuntimeStream>(m, batch); },
-          py::arg("batch"), py::keep_alive<0, 1>(),
-          "A stream of `batch` sequences fed sample by sample (runtime.h's s4op_stream_*).");
+           "lengths: None or (B,) int64.");
   py::class_<RuntimeStream>(m, "RuntimeStream",
-                            "The classifier fed one sample at a time by the torch-free runtime; one call at a time.")
+                            "The classifier fed one sample at a time by the torch-free runtime (runtime.h's "
+                            "s4op_stream_*); one call at a time.")
+      .def(py::init<const RuntimeModel&, int64_t>(), py::arg("model"), py::arg("batch"), py::keep_alive<1, 2>(),
+           "A stream of `batch` sequences over `model` (kept alive while the stream lives).")
       .def("push", &RuntimeStream::push, py::arg("x"),
            "Feed x: (B, T) int64 tokens or (B, T, C) float32, C-contiguous, B the stream's batch.")
       .def("logits", &RuntimeStream::logits, py::arg("out"), "out (B, classes) float32 <- the logits so far.")

@@ -100,11 +100,12 @@ class RuntimeModel:
         """Sizes and kinds of the loaded model (s4op_model_info)."""
     def run(self, x: np.ndarray, lengths: Optional[np.ndarray], out: np.ndarray) -> None:
         """out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32."""
-    def stream(self, batch: int) -> RuntimeStream:
-        """A stream of `batch` sequences fed sample by sample (keeps this model alive)."""
 
 class RuntimeStream:
     """The classifier fed one sample at a time by the torch-free runtime; one call at a time."""
+
+    def __init__(self, model: RuntimeModel, batch: int) -> None:
+        """A stream of `batch` sequences over `model` (kept alive while the stream lives)."""
 
     def push(self, x: np.ndarray) -> None:
         """Feed x: (B, T) int64 tokens or (B, T, C) float32, B the stream's batch."""

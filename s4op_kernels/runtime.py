@@ -77,7 +77,9 @@ class RuntimeStream:
     def __init__(self, model: RuntimeModel, batch_size: int = 1):
         self.batch_size = check_int(batch_size, "batch_size", func="RuntimeModel.stream", minimum=1)
         self.info = model.info
-        self._stream = model._model.stream(self.batch_size)
+        from s4op_kernels import _ext
+
+        self._stream = _ext.C().RuntimeStream(model._model, self.batch_size)
 
     def push(self, x) -> "RuntimeStream":
         """x: (B, T, C) floats (continuous model) or (B, T) token ids, B = batch_size, T >= 0.  Returns self."""

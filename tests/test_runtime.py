@@ -7,6 +7,7 @@ the runtime's argument checks; s4op-infer."""
 from __future__ import annotations
 
 import copy
+import gc
 import shutil
 import struct
 import subprocess
@@ -283,6 +284,9 @@ def test_runtime_stream_api_and_errors(good_file):
     stream.push(np.zeros((1, 0, 2), np.float32))  # nothing
     stream.push(inputs(ECG, 1, 3)).reset()
     assert stream.samples == 0
+    orphan = runtime.load(good_file).stream()  # the stream keeps its model alive
+    gc.collect()
+    assert np.isfinite(orphan.push(inputs(ECG, 1, 3)).logits()).all()
     tokens = good_file.parent / "t.s4m"
     export_model(make_model(TOKENS), TOKENS, tokens)
     ts = runtime.load(tokens).stream()

@@ -28,6 +28,7 @@
 #include "s4op/runtime.h"
 #include "s4op/s4d_kernel.h"
 #include "s4op/sparse_fftconv.h"
+#include "s4op/ssm_step.h"
 
 namespace py = pybind11;
 
@@ -309,6 +310,166 @@ void dplr_spectrum(const py::handle& log_dt_, const py::handle& A_real_, const p
   }
 }
 
+// ---- the recurrent step (ssm_step.h): coefficient set-ups, one sample, and a chunk's state part.
+template <typename T>
+void check_all_dtype(std::initializer_list<std::pair<Arr*, const char*>> arrs, const char* name) {
+  for (auto [arr, nm] : arrs) check_dtype<T>(*arr, nm, name);
+}
+
+template <typename T>
+void step_setup_typed(bool dplr, std::vector<Arr>& p, Arr& rows, Arr& modes, Arr& scalars, const char* name) {
+  static const char* s4d_names[] = {"C", "log_dt", "log_A_real", "A_imag", "D"};
+  static const char* dplr_names[] = {"log_dt", "A_real", "A_imag", "B", "P", "C_f", "D"};
+  const char** names = dplr ? dplr_names : s4d_names;
+  for (size_t i = 0; i < p.size(); ++i) check_dtype<T>(p[i], names[i], name);
+  check_dtype<T>(modes, "modes", name);
+  check_dtype<T>(scalars, "scalars", name);
+  const Arr& C = dplr ? p[5] : p[0];
+  const char* cname = dplr ? "C_f" : "C";
+  if (C.shape[2] != 2) {
+    throw py::value_error(std::string(cname) + ": expected shape (H, N2, 2) (real view of complex), got " +
+                          shape_str(C.shape));
+  }
+  const int64_t H = C.shape[0], N2 = C.shape[1], A = rows.shape[0];
+  if (dplr) {
+    check_shape(p[0], "log_dt", {H});
+    check_shape(p[1], "A_real", {H, N2});
+    check_shape(p[2], "A_imag", {H, N2});
+    check_shape(p[3], "B", {H, N2, 2});
+    check_shape(p[4], "P", {H, N2, 2});
+    check_shape(p[6], "D", {H});
+  } else {
+    check_shape(p[1], "log_dt", {H});
+    check_shape(p[2], "log_A_real", {H, N2});
+    check_shape(p[3], "A_imag", {H, N2});
+    check_shape(p[4], "D", {H});
+  }
+  const int64_t fields = dplr ? s4op::cpu::kStepFieldsDplr : s4op::cpu::kStepFieldsDiag;
+  check_shape(modes, "modes", {A, fields, 2, N2});
+  check_shape(scalars, "scalars", {A, s4op::cpu::kStepScalars});
+  for (Arr* out : {&modes, &scalars}) {
+    for (const Arr& in : p) {
+      if (overlaps(*out, in)) throw py::value_error("modes and scalars must not overlap the parameters");
+    }
+    if (overlaps(*out, rows)) throw py::value_error("modes and scalars must not overlap rows");
+  }
+  if (overlaps(modes, scalars)) throw py::value_error("modes and scalars must not overlap");
+  std::vector<const T*> q;
+  for (const Arr& a : p) q.push_back(a.cdata<T>());
+  const int64_t* pr = rows.cdata<int64_t>();
+  T *pm = modes.data<T>(), *ps = scalars.data<T>();
+  py::gil_scoped_release release;
+  if (dplr) {
+    if constexpr (std::is_same_v<T, float>) {
+      s4op::cpu::dplr_step_setup_f32(q[0], q[1], q[2], q[3], q[4], q[5], q[6], H, N2, pr, A, pm, ps);
+    } else {
+      s4op::cpu::dplr_step_setup_f64(q[0], q[1], q[2], q[3], q[4], q[5], q[6], H, N2, pr, A, pm, ps);
+    }
+  } else if constexpr (std::is_same_v<T, float>) {
+    s4op::cpu::s4d_step_setup_f32(q[0], q[1], q[2], q[3], q[4], H, N2, pr, A, pm, ps);
+  } else {
+    s4op::cpu::s4d_step_setup_f64(q[0], q[1], q[2], q[3], q[4], H, N2, pr, A, pm, ps);
+  }
+}
+
+void step_setup(bool dplr, const std::vector<py::handle>& params, const py::handle& rows_, const py::handle& modes_,
+                const py::handle& scalars_) {
+  static const char* s4d_names[] = {"C", "log_dt", "log_A_real", "A_imag", "D"};
+  static const char* dplr_names[] = {"log_dt", "A_real", "A_imag", "B", "P", "C_f", "D"};
+  static const int s4d_ndim[] = {3, 1, 2, 2, 1};
+  static const int dplr_ndim[] = {1, 2, 2, 3, 3, 3, 1};
+  std::vector<Arr> p;
+  for (size_t i = 0; i < params.size(); ++i) {
+    p.push_back(check_array(params[i], dplr ? dplr_names[i] : s4d_names[i], dplr ? dplr_ndim[i] : s4d_ndim[i]));
+  }
+  Arr rows = check_array(rows_, "rows", 1);
+  check_dtype<int64_t>(rows, "rows", "int64");
+  Arr modes = check_array(modes_, "modes", 4, /*writeable=*/true);
+  Arr scalars = check_array(scalars_, "scalars", 2, /*writeable=*/true);
+  const Arr& C = dplr ? p[5] : p[0];
+  if (is_float32(C)) {
+    step_setup_typed<float>(dplr, p, rows, modes, scalars, dplr ? "float32 (C_f is float32)" : "float32 (C is float32)");
+  } else if (is_float64(C)) {
+    step_setup_typed<double>(dplr, p, rows, modes, scalars, dplr ? "float64 (C_f is float64)" : "float64 (C is float64)");
+  } else {
+    throw py::type_error(std::string(dplr ? "C_f" : "C") + ": expected float32 or float64, got " +
+                         std::string(py::str(C.a.dtype())));
+  }
+}
+
+// modes (A, fields, 2, N2), scalars (A, 3), active (A,) int64; u: (B, H) (step) or (B, H, L) (chunk); x, x_out:
+// (B, A, N2, 2), x_out x itself or not overlapping it; out: y (B, H) (step) or y_free (B, A, L) (chunk).
+template <typename T>
+void step_run_typed(bool chunk, Arr& modes, Arr& scalars, Arr& active, Arr& u, Arr& x, Arr& x_out, Arr& out,
+                    int num_threads, s4op::cpu::Epilogue epilogue, const char* name) {
+  check_all_dtype<T>({{&scalars, "scalars"}, {&u, "u"}, {&x, "x"}, {&x_out, "x_out"}, {&out, chunk ? "y_free" : "y"}},
+                     name);
+  const int64_t A = modes.shape[0], fields = modes.shape[1], N2 = modes.shape[3];
+  if ((fields != s4op::cpu::kStepFieldsDiag && fields != s4op::cpu::kStepFieldsDplr) || modes.shape[2] != 2) {
+    throw py::value_error("modes: expected shape (A, 3 or 7, 2, N2), got " + shape_str(modes.shape));
+  }
+  check_shape(scalars, "scalars", {A, s4op::cpu::kStepScalars});
+  check_shape(active, "active", {A});
+  const int64_t B = u.shape[0], H = u.shape[1], L = chunk ? u.shape[2] : 1;
+  check_shape(x, "x", {B, A, N2, 2});
+  check_shape(x_out, "x_out", {B, A, N2, 2});
+  if (chunk) {
+    check_shape(out, "y_free", {B, A, L});
+  } else {
+    check_shape(out, "y", {B, H});
+  }
+  const bool same_state = x.begin() == x_out.begin();
+  if (!same_state && overlaps(x, x_out)) throw py::value_error("x_out must be x itself or not overlap it");
+  for (const Arr* in : {&modes, &scalars, &active}) {
+    if (overlaps(*in, x_out) || overlaps(*in, out)) throw py::value_error("x_out and the output must not overlap the "
+                                                                          "coefficients or active");
+  }
+  for (const Arr* in : {&u, &x, &x_out}) {
+    if (overlaps(*in, out)) throw py::value_error("the output must not overlap u, x or x_out");
+  }
+  if (overlaps(u, x_out)) throw py::value_error("x_out must not overlap u");
+  const T *pm = modes.cdata<T>(), *ps = scalars.cdata<T>(), *pu = u.cdata<T>(), *px = x.cdata<T>();
+  const int64_t* pa = active.cdata<int64_t>();
+  T *pxo = x_out.data<T>(), *po = out.data<T>();
+  const int f = static_cast<int>(fields);
+  py::gil_scoped_release release;
+  if (chunk) {
+    if constexpr (std::is_same_v<T, float>) {
+      s4op::cpu::ssm_chunk_state_f32(pm, ps, f, pa, B, H, A, N2, L, pu, px, pxo, po, num_threads);
+    } else {
+      s4op::cpu::ssm_chunk_state_f64(pm, ps, f, pa, B, H, A, N2, L, pu, px, pxo, po, num_threads);
+    }
+  } else if constexpr (std::is_same_v<T, float>) {
+    s4op::cpu::ssm_step_f32(pm, ps, f, pa, B, H, A, N2, pu, px, pxo, po, epilogue, num_threads);
+  } else {
+    s4op::cpu::ssm_step_f64(pm, ps, f, pa, B, H, A, N2, pu, px, pxo, po, epilogue, num_threads);
+  }
+}
+
+void step_run(bool chunk, const py::handle& modes_, const py::handle& scalars_, const py::handle& active_,
+              const py::handle& u_, const py::handle& x_, const py::handle& x_out_, const py::handle& out_,
+              int num_threads, const std::string& activation) {
+  const s4op::cpu::Epilogue epilogue = parse_activation(activation);
+  Arr modes = check_array(modes_, "modes", 4);
+  Arr scalars = check_array(scalars_, "scalars", 2);
+  Arr active = check_array(active_, "active", 1);
+  Arr u = check_array(u_, "u", chunk ? 3 : 2);
+  Arr x = check_array(x_, "x", 4);
+  Arr x_out = check_array(x_out_, "x_out", 4, /*writeable=*/true);
+  Arr out = check_array(out_, chunk ? "y_free" : "y", chunk ? 3 : 2, /*writeable=*/true);
+  check_dtype<int64_t>(active, "active", "int64");
+  check_threads(num_threads);
+  if (is_float32(modes)) {
+    step_run_typed<float>(chunk, modes, scalars, active, u, x, x_out, out, num_threads, epilogue,
+                          "float32 (modes is float32)");
+  } else if (is_float64(modes)) {
+    step_run_typed<double>(chunk, modes, scalars, active, u, x, x_out, out, num_threads, epilogue,
+                           "float64 (modes is float64)");
+  } else {
+    throw py::type_error("modes: expected float32 or float64, got " + std::string(py::str(modes.a.dtype())));
+  }
+}
+
 // True iff a[i] and b[i] hold the same bytes for every i.  Each array is a 2-D uint8 view of a tensor's bytes,
 // one row per leading index; rows must be contiguous (inner stride 1), the row stride is free, so a copy may
 // live inside a larger matrix (the folded [W | b] of the output mixing holds the copies of W and b).  The
@@ -502,9 +663,64 @@ class RuntimeModel {
     if (rc != S4OP_OK) throw std::invalid_argument(err);
   }
 
+ const s4op_model* handle() const { return model_; }
+  const s4op_model_info& raw_info() const { return info_; }
+
  private:
   s4op_model* model_ = nullptr;
   s4op_model_info info_{};
+};
+
+// A stream over a RuntimeModel (runtime.h's s4op_stream_*); the Python object keeps its model alive.
+class RuntimeStream {
+ public:
+  RuntimeStream(const RuntimeModel& model, int64_t batch) : info_(model.raw_info()), batch_(batch) {
+    char err[1024];
+    if (s4op_stream_open(model.handle(), batch, &stream_, err, sizeof err) != S4OP_OK) throw std::invalid_argument(err);
+  }
+  RuntimeStream(const RuntimeStream&) = delete;
+  RuntimeStream& operator=(const RuntimeStream&) = delete;
+  ~RuntimeStream() { s4op_stream_free(stream_); }
+
+  // x: (B, T) int64 tokens or (B, T, C) float32, C-contiguous, B the stream's batch.
+  void push(const py::handle& x_) {
+    Arr x = check_array(x_, "x", info_.tokens ? 2 : 3);
+    if (info_.tokens) {
+      check_dtype<int64_t>(x, "x", "int64");
+    } else {
+      check_dtype<float>(x, "x", "float32");
+      if (x.shape[2] != info_.in_channels) check_shape(x, "x", {batch_, x.shape[1], info_.in_channels});
+    }
+    if (x.shape[0] != batch_) {
+      throw py::value_error("x: expected " + std::to_string(batch_) + " sequences (the stream's batch), got shape " +
+                            shape_str(x.shape));
+    }
+    const void* xp = x.begin();
+    const int64_t T = x.shape[1];
+    char err[1024];
+    int rc;
+    {
+      py::gil_scoped_release release;
+      rc = s4op_stream_push(stream_, xp, T, err, sizeof err);
+    }
+    if (rc != S4OP_OK) throw std::invalid_argument(err);
+  }
+
+  void logits(const py::handle& out_) {
+    Arr out = check_array(out_, "out", 2, /*writeable=*/true);
+    check_dtype<float>(out, "out", "float32");
+    check_shape(out, "out", {batch_, info_.num_classes});
+    char err[1024];
+    if (s4op_stream_logits(stream_, out.data<float>(), err, sizeof err) != S4OP_OK) throw std::invalid_argument(err);
+  }
+
+  void reset() { s4op_stream_reset(stream_); }
+  int64_t samples() const { return s4op_stream_samples(stream_); }
+
+ private:
+  s4op_stream* stream_ = nullptr;
+  s4op_model_info info_{};
+  int64_t batch_ = 0;
 };
 
 }  // namespace
@@ -583,6 +799,58 @@ PYBIND11_MODULE(_C, m) {
       .def("run", &RuntimeModel::run, py::arg("x"), py::arg("lengths"), py::arg("out"),
            "out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32, C-contiguous; "
            "lengths: None or (B,) int64.");
+  py::class_<RuntimeStream>(m, "RuntimeStream",
+                            "The classifier fed one sample at a time by the torch-free runtime (runtime.h's "
+                            "s4op_stream_*); one call at a time.")
+      .def(py::init<const RuntimeModel&, int64_t>(), py::arg("model"), py::arg("batch"), py::keep_alive<1, 2>(),
+           "A stream of `batch` sequences over `model` (kept alive while the stream lives).")
+      .def("push", &RuntimeStream::push, py::arg("x"),
+           "Feed x: (B, T) int64 tokens or (B, T, C) float32, C-contiguous, B the stream's batch.")
+      .def("logits", &RuntimeStream::logits, py::arg("out"), "out (B, classes) float32 <- the logits so far.")
+      .def("reset", &RuntimeStream::reset, "Zero states and pooled sum.")
+      .def("samples", &RuntimeStream::samples, "Samples pushed since the start or the last reset.");
+  m.def(
+      "s4d_step_setup",
+      [](const py::handle& C, const py::handle& log_dt, const py::handle& log_A_real, const py::handle& A_imag,
+         const py::handle& D, const py::handle& rows, const py::handle& modes, const py::handle& scalars) {
+        step_setup(false, {C, log_dt, log_A_real, A_imag, D}, rows, modes, scalars);
+      },
+      py::arg("C"), py::arg("log_dt"), py::arg("log_A_real"), py::arg("A_imag"), py::arg("D"), py::arg("rows"),
+      py::arg("modes"), py::arg("scalars"),
+      "S4D step coefficients (ZOH: alpha = exp(dt A), beta = (exp(dt A) - 1) / A, c = C) of rows (A,) into modes "
+      "(A, 3, 2, N2) and scalars (A, 3) = (D, 0, 0); C: (H, N2, 2); log_dt, D: (H,); log_A_real, A_imag: (H, N2).");
+  m.def(
+      "dplr_step_setup",
+      [](const py::handle& log_dt, const py::handle& A_real, const py::handle& A_imag, const py::handle& B,
+         const py::handle& P, const py::handle& C_f, const py::handle& D, const py::handle& rows,
+         const py::handle& modes, const py::handle& scalars) {
+        step_setup(true, {log_dt, A_real, A_imag, B, P, C_f, D}, rows, modes, scalars);
+      },
+      py::arg("log_dt"), py::arg("A_real"), py::arg("A_imag"), py::arg("B"), py::arg("P"), py::arg("C_f"),
+      py::arg("D"), py::arg("rows"), py::arg("modes"), py::arg("scalars"),
+      "S4 (rank-1 DPLR, bilinear) step coefficients of rows (A,) into modes (A, 7, 2, N2) and scalars (A, 3); "
+      "log_dt, D: (H,); A_real, A_imag: (H, N2); B, P, C_f: (H, N2, 2) (C_f: the plain output vector).");
+  m.def(
+      "ssm_step",
+      [](const py::handle& modes, const py::handle& scalars, const py::handle& active, const py::handle& u,
+         const py::handle& x, const py::handle& x_out, const py::handle& y, int num_threads,
+         const std::string& activation) {
+        step_run(false, modes, scalars, active, u, x, x_out, y, num_threads, activation);
+      },
+      py::arg("modes"), py::arg("scalars"), py::arg("active"), py::arg("u"), py::arg("x"), py::arg("x_out"),
+      py::arg("y"), py::arg("num_threads"), py::kw_only(), py::arg("activation") = "none",
+      "One recurrent step: u (B, H), state x (B, A, N2, 2) -> x_out (x itself or a separate array), y (B, H) "
+      "(pruned channels: f(u)); modes (A, 3 or 7, 2, N2), scalars (A, 3), active (A,) int64; f: 'none' or 'gelu'.");
+  m.def(
+      "ssm_chunk_state",
+      [](const py::handle& modes, const py::handle& scalars, const py::handle& active, const py::handle& u,
+         const py::handle& x, const py::handle& x_out, const py::handle& y_free, int num_threads) {
+        step_run(true, modes, scalars, active, u, x, x_out, y_free, num_threads, "none");
+      },
+      py::arg("modes"), py::arg("scalars"), py::arg("active"), py::arg("u"), py::arg("x"), py::arg("x_out"),
+      py::arg("y_free"), py::arg("num_threads"),
+      "A chunk u (B, H, L) from state x (B, A, N2, 2): y_free (B, A, L) = the zero-input response of x, x_out = the "
+      "state after the chunk (x itself or a separate array).");
   m.def("residual_layer_norm", &residual_layer_norm, py::arg("x"), py::arg("z"), py::arg("out"), py::arg("weight"),
         py::arg("bias"), py::arg("eps"), py::arg("num_threads"),
         "out[b] = LayerNorm over the H channels of x[b] + z[b] (z None: of x[b]) at each position, times weight "

@@ -45,6 +45,32 @@ def dplr_spectrum(
     """out = S4 (DPLR) kernel spectra of rows (A,): (A, M//2+1, 2) if n_fft == 0, else
     rfft(irfft(., M)[:L], n_fft) as (A, n_fft//2+1, 2); log_dt (H,), A_real/A_imag (H, N2), B/P/C (H, N2, 2)."""
 
+def s4d_step_setup(
+    C: np.ndarray, log_dt: np.ndarray, log_A_real: np.ndarray, A_imag: np.ndarray, D: np.ndarray, rows: np.ndarray,
+    modes: np.ndarray, scalars: np.ndarray,
+) -> None:
+    """S4D step coefficients of rows (A,) into modes (A, 3, 2, N2) and scalars (A, 3); C (H, N2, 2), log_dt, D (H,),
+    log_A_real/A_imag (H, N2)."""
+
+def dplr_step_setup(
+    log_dt: np.ndarray, A_real: np.ndarray, A_imag: np.ndarray, B: np.ndarray, P: np.ndarray, C_f: np.ndarray,
+    D: np.ndarray, rows: np.ndarray, modes: np.ndarray, scalars: np.ndarray,
+) -> None:
+    """S4 (DPLR) step coefficients of rows (A,) into modes (A, 7, 2, N2) and scalars (A, 3); log_dt, D (H,),
+    A_real/A_imag (H, N2), B/P/C_f (H, N2, 2)."""
+
+def ssm_step(
+    modes: np.ndarray, scalars: np.ndarray, active: np.ndarray, u: np.ndarray, x: np.ndarray, x_out: np.ndarray,
+    y: np.ndarray, num_threads: int, *, activation: str = "none",
+) -> None:
+    """One recurrent step: u (B, H), state x (B, A, N2, 2) -> x_out (x itself or separate), y (B, H)."""
+
+def ssm_chunk_state(
+    modes: np.ndarray, scalars: np.ndarray, active: np.ndarray, u: np.ndarray, x: np.ndarray, x_out: np.ndarray,
+    y_free: np.ndarray, num_threads: int,
+) -> None:
+    """A chunk u (B, H, L) from state x: y_free (B, A, L), the zero-input response of x; x_out, the state after it."""
+
 def residual_layer_norm(
     x: np.ndarray, z: Optional[np.ndarray], out: np.ndarray, weight: Optional[np.ndarray], bias: Optional[np.ndarray],
     eps: float, num_threads: int,
@@ -74,3 +100,16 @@ class RuntimeModel:
         """Sizes and kinds of the loaded model (s4op_model_info)."""
     def run(self, x: np.ndarray, lengths: Optional[np.ndarray], out: np.ndarray) -> None:
         """out (B, classes) float32 <- the logits of x: (B, L) int64 tokens or (B, L, C) float32."""
+
+class RuntimeStream:
+    """The classifier fed one sample at a time by the torch-free runtime; one call at a time."""
+
+    def __init__(self, model: RuntimeModel, batch: int) -> None:
+        """A stream of `batch` sequences over `model` (kept alive while the stream lives)."""
+
+    def push(self, x: np.ndarray) -> None:
+        """Feed x: (B, T) int64 tokens or (B, T, C) float32, B the stream's batch."""
+    def logits(self, out: np.ndarray) -> None:
+        """out (B, classes) float32 <- the logits of the samples so far."""
+    def reset(self) -> None: ...
+    def samples(self) -> int: ...

@@ -27,7 +27,9 @@ Entries (H = d_model, A = active channels of a layer, N2 = d_state / 2, K = clas
   channels' SSM parameters -- S4D: ``C`` (A, N2, 2), ``log_dt`` (A), ``log_A_real`` (A, N2), ``A_imag`` (A, N2);
   S4: ``log_dt`` (A), ``A_real``, ``A_imag`` (A, N2), ``B``, ``P``, ``C`` (A, N2, 2; C holds C-tilde for
   ``l_kernel``), ``l_kernel`` and ``taps`` (int64 scalars: the kernel is the length-``l_kernel`` one truncated
-  to ``taps = min(max_len, l_kernel)``) -- and the output mixing ``W`` (2H, H), ``b`` (2H), followed by GLU.
+  to ``taps = min(max_len, l_kernel)``), and ``C_f`` (A, N2, 2), the plain output vector C-tilde stands for
+  (computed in float64: what the runtime's streaming step needs; files without it run in batch only) -- and the
+  output mixing ``W`` (2H, H), ``b`` (2H), followed by GLU.
 - the decoder: ``decoder.weight`` (K, H), ``decoder.bias`` (K).
 
 Why parameters and not kernel spectra: a spectrum is tied to one FFT length (``max_len``) and costs
@@ -102,6 +104,7 @@ def _f32(t: torch.Tensor) -> np.ndarray:
 
 def _layer_entries(i: int, block, H: int, max_len: int) -> dict[str, np.ndarray]:
     from s4op_kernels.layers import S4DLayer, S4Layer
+    from s4op_kernels.layers.s4 import output_vector
     from s4op_kernels.models.backbone import ChannelLayerNorm
 
     p = f"layers.{i}."
@@ -149,6 +152,9 @@ def _layer_entries(i: int, block, H: int, max_len: int) -> dict[str, np.ndarray]
             out[p + name] = _f32(getattr(k, name)[rows])
         for name in ("B", "P", "C"):
             out[p + name] = _f32(getattr(k, name)[0, rows])
+        # The recurrent step's output vector (S4Layer.step uses the same function): streaming in the runtime.
+        out[p + "C_f"] = _f32(output_vector(k.inv_dt[rows, 0], k.A_real[rows], k.A_imag[rows], k.P[0, rows],
+                                            k.C[0, rows], layer.l_kernel))
         out[p + "l_kernel"] = np.int64(layer._kernel_length)
         out[p + "taps"] = np.int64(layer._taps(max_len))
         lin = layer.output_linear[0]
@@ -305,7 +311,7 @@ def decode(blob: bytes, where: str = "model file") -> dict[str, np.ndarray]:
 
 
 # The per-channel entries of a layer: their first dimension is the number of active channels.
-_PER_CHANNEL = ("active", "D", "C", "log_dt", "log_A_real", "A_imag", "A_real", "B", "P")
+_PER_CHANNEL = ("active", "D", "C", "log_dt", "log_A_real", "A_imag", "A_real", "B", "P", "C_f")
 
 
 def footprint(path: PathLike, *, batch: int = 1, max_len: Optional[int] = None, dense: bool = False) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 
 >>> model = runtime.load("model.s4m")              # max_batch=1, max_len: the file's, num_threads=1
 >>> logits = model(x)                               # x: (B, L, C) float32 or (B, L) token ids; NumPy or tensor
+>>> stream = model.stream(batch_size=1)             # the same classifier fed sample by sample
+>>> logits = stream.push(x[:, :1]).logits()         # after any number of samples: model(x so far)
 
 The runtime itself is C++ (``csrc/runtime``, C API in ``csrc/include/s4op/runtime.h``) and runs without
 Python in ``s4op-infer``; this module only wraps it.
@@ -57,10 +59,59 @@ class RuntimeModel:
         self._model.run(x, lengths, out)
         return out
 
+    def stream(self, batch_size: int = 1) -> "RuntimeStream":
+        """A :class:`RuntimeStream` of ``batch_size`` sequences over this model (any length: no max_len)."""
+        return RuntimeStream(self, batch_size)
+
     def __repr__(self) -> str:
         i = self.info
         return (f"RuntimeModel({self.path!r}, {'tokens' if i['tokens'] else 'continuous'}, d_model={i['d_model']}, "
                 f"n_layers={i['n_layers']}, active={i['active_channels']}/{i['channels']}, max_len={i['max_len']})")
+
+
+class RuntimeStream:
+    """The runtime's classifier fed a live signal (``s4op_stream_*`` of runtime.h): every layer's recurrent state
+    and the running pooled sum.  :meth:`push` the next samples, read :meth:`logits` after any of them: they equal
+    the model's batch run on the samples so far.  One call at a time per object."""
+
+    def __init__(self, model: RuntimeModel, batch_size: int = 1):
+        self.batch_size = check_int(batch_size, "batch_size", func="RuntimeModel.stream", minimum=1)
+        self.info = model.info
+        from s4op_kernels import _ext
+
+        self._stream = _ext.C().RuntimeStream(model._model, self.batch_size)
+
+    def push(self, x) -> "RuntimeStream":
+        """x: (B, T, C) floats (continuous model) or (B, T) token ids, B = batch_size, T >= 0.  Returns self."""
+        info, B = self.info, self.batch_size
+        x = _numpy(x, "x")
+        if info["tokens"]:
+            if x.ndim != 2 or x.shape[0] != B or not np.issubdtype(x.dtype, np.integer):
+                raise ValueError(f"RuntimeStream.push(x): a token model takes (B={B}, T) integer ids, got {x.dtype} of "
+                                 f"shape {x.shape}")
+            x = np.ascontiguousarray(x, dtype=np.int64)
+        else:
+            if x.ndim != 3 or x.shape[0] != B or x.shape[2] != info["in_channels"] or not np.issubdtype(x.dtype, np.floating):
+                raise ValueError(f"RuntimeStream.push(x): a continuous model takes (B={B}, T, {info['in_channels']}) "
+                                 f"floats, got {x.dtype} of shape {x.shape}")
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        self._stream.push(x)
+        return self
+
+    def logits(self) -> np.ndarray:
+        """(B, num_classes) float32: the logits of the samples pushed so far."""
+        out = np.empty((self.batch_size, self.info["num_classes"]), np.float32)
+        self._stream.logits(out)
+        return out
+
+    @property
+    def samples(self) -> int:
+        return int(self._stream.samples())
+
+    def reset(self) -> "RuntimeStream":
+        """Start a new sequence (zero states, nothing pooled)."""
+        self._stream.reset()
+        return self
 
 
 def _numpy(x, name: str) -> np.ndarray:
@@ -90,4 +141,4 @@ def simd() -> str:
     return _ext.C().runtime_simd()
 
 
-__all__ = ["RuntimeModel", "load", "simd"]
+__all__ = ["RuntimeModel", "RuntimeStream", "load", "simd"]

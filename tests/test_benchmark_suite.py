@@ -99,6 +99,7 @@ def test_contenders_without_the_compiled_core_are_skipped(monkeypatch):
     import bench_model
     import bench_ops
     import bench_scaling
+    import bench_stream
 
     monkeypatch.setattr(s4op_kernels, "available_backends", lambda: ["reference"])
     shape = (1, 4, 8, 16)
@@ -109,6 +110,7 @@ def test_contenders_without_the_compiled_core_are_skipped(monkeypatch):
         lambda: bench_model.test_model(_NoBenchmark(), ("ecg", 64, 1, 0.5), "ours"),
         lambda: bench_model.test_model(_NoBenchmark(), ("ecg", 64, 1, 0.5), "ours_cold"),
         lambda: bench_scaling.test_scaling(_NoBenchmark(), ("L", shape), "ours"),
+        lambda: bench_stream.test_stream(_NoBenchmark(), ("ecg-embedded", bench_stream.MAIN_JOB, 256, 0.5), "step"),
     ]
     for call in calls:
         with pytest.raises(pytest.skip.Exception, match=r"backend 'cpu' is not available on this installation"):

@@ -6,6 +6,7 @@ the runtime's argument checks; s4op-infer."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import struct
 import subprocess
@@ -189,3 +190,84 @@ def test_s4op_infer_prints_the_logits(good_file, tmp_path):
     assert bad.returncode == 1 and "cannot open" in bad.stderr
     usage = subprocess.run([exe], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage: s4op-infer" in usage.stderr
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+@pytest.mark.parametrize("layer", ["s4d", "s4"])
+@pytest.mark.parametrize("rate", [0.0, 0.5, 0.9, "none"], ids=["rate0", "rate50", "rate90", "none-kept"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_runtime_stream_matches_pytorch(tmp_path, kind, rate, layer):
+    """Sample by sample (and in chunks), the runtime's stream gives the float64 PyTorch logits of the samples so
+    far, up to and past the file's max_len."""
+    info, kw = KINDS[kind]
+    model = make_model(info, layer=layer, rate=rate, compact=rate == 0.5, **kw)
+    export_model(model, info, tmp_path / "m.s4m")
+    rt = runtime.load(tmp_path / "m.s4m")
+    L = info.seq_len + 9
+    x = inputs(info, 2, L, seed=7)
+    stream = rt.stream(2)
+    for end in range(1, L + 1):
+        stream.push(x[:, end - 1:end])
+        if end in (1, 2, info.seq_len, L) or end % 11 == 0:
+            assert_close(torch.from_numpy(stream.logits()), expected64(model, x[:, :end]), torch.float32,
+                         what=f"logits after {end} samples")
+    assert stream.samples == L
+    chunks = rt.stream(2)
+    for a, b in ((0, 5), (5, 6), (6, L)):
+        chunks.push(x[:, a:b])
+    np.testing.assert_allclose(chunks.logits(), stream.logits(), rtol=0, atol=1e-6)
+
+
+def test_runtime_stream_api_and_errors(good_file):
+    rt = runtime.load(good_file)
+    stream = rt.stream()
+    assert stream.samples == 0
+    np.testing.assert_allclose(stream.logits(), read_model_file(good_file)["decoder.bias"][None], atol=0)
+    with pytest.raises(ValueError, match=r"\(B=1, T, 2\) floats"):
+        stream.push(np.zeros((2, 1, 2), np.float32))
+    with pytest.raises(ValueError, match="batch_size"):
+        rt.stream(0)
+    stream.push(np.zeros((1, 0, 2), np.float32))  # nothing
+    stream.push(inputs(ECG, 1, 3)).reset()
+    assert stream.samples == 0
+    orphan = runtime.load(good_file).stream()  # the stream keeps its model alive
+    gc.collect()
+    assert np.isfinite(orphan.push(inputs(ECG, 1, 3)).logits()).all()
+    tokens = good_file.parent / "t.s4m"
+    export_model(make_model(TOKENS), TOKENS, tokens)
+    ts = runtime.load(tokens).stream()
+    with pytest.raises(ValueError, match=r"x\[1\] = 20 is not a token id"):
+        ts.push(np.array([[1, 20]]))
+
+
+def test_an_s4_file_without_c_f_runs_in_batch_but_cannot_stream(tmp_path):
+    from s4op_kernels.export import encode, model_entries
+
+    entries = model_entries(make_model(ECG, layer="s4", rate=0.5), ECG)
+    for i in range(3):
+        del entries[f"layers.{i}.C_f"]  # as written before streaming existed
+    (tmp_path / "old.s4m").write_bytes(encode(entries))
+    rt = runtime.load(tmp_path / "old.s4m")
+    rt(inputs(ECG, 1, 10))
+    with pytest.raises(ValueError, match="no 'C_f' entry.*export the model again"):
+        rt.stream()
+
+
+def test_s4op_infer_stream_prints_the_batch_logits(good_file, tmp_path):
+    exe = shutil.which("s4op-infer")
+    if exe is None:
+        pytest.skip("s4op-infer is not on PATH (pip install . puts it in the environment's bin)")
+    x = inputs(ECG, 2, 40).numpy()
+    np.save(tmp_path / "x.npy", x)
+    out = subprocess.run([exe, str(good_file), str(tmp_path / "x.npy"), "--stream"], capture_output=True, text=True,
+                         check=True)
+    got = np.array([[float(v) for v in line.split()] for line in out.stdout.strip().splitlines()])
+    want = runtime.load(good_file, max_batch=2)(x)
+    assert np.abs(got - want).max() <= 2e-5 * np.abs(want).max()
+    long = inputs(ECG, 1, 100).numpy()  # longer than the file's max_len (40): a stream has no limit
+    np.save(tmp_path / "long.npy", long)
+    out = subprocess.run([exe, str(good_file), str(tmp_path / "long.npy"), "--stream"], capture_output=True, text=True,
+                         check=True)
+    got = np.array([float(v) for v in out.stdout.split()])
+    stream = runtime.load(good_file).stream()
+    np.testing.assert_allclose(got, stream.push(long).logits()[0], rtol=0, atol=1e-6)

@@ -23,6 +23,7 @@
 #include "s4op/glu_mix.h"
 #include "s4op/s4d_kernel.h"
 #include "s4op/sparse_fftconv.h"
+#include "s4op/ssm_step.h"
 
 namespace {
 
@@ -210,6 +211,11 @@ struct Layer {
   std::vector<float> norm_w, norm_b, D, mix;  // mix: glu_mix_pack'ed W, b
   std::vector<int64_t> active;
   std::vector<std::complex<float>> spectra;  // {A, n_fft / 2 + 1}
+  // The recurrent step (streaming): ssm_step's coefficients, step_fields 0 when the file cannot stream this
+  // layer (an S4 layer exported without C_f).
+  int step_fields = 0;
+  int64_t N2 = 0;
+  std::vector<float> step_modes, step_scalars;  // {A, step_fields, 2, N2}, {A, 3}
 };
 
 }  // namespace
@@ -266,9 +272,15 @@ void load_layer(s4op_model& m, const Entries& e, int64_t i) {
     const auto C = e.floats(cname, {A, N2, 2});
     const auto log_dt = e.floats(p + "log_dt", {A});
     float* out = reinterpret_cast<float*>(L.spectra.data());
+    L.N2 = N2;
     if (L.kind == 0) {
       const auto log_A_real = e.floats(p + "log_A_real", {A, N2});
       const auto A_imag = e.floats(p + "A_imag", {A, N2});
+      L.step_fields = s4op::cpu::kStepFieldsDiag;
+      L.step_modes.resize(static_cast<size_t>(checked_mul(A, 2 * L.step_fields * N2, "step coefficients")));
+      L.step_scalars.resize(static_cast<size_t>(A * s4op::cpu::kStepScalars));
+      s4op::cpu::s4d_step_setup_f32(C.data(), log_dt.data(), log_A_real.data(), A_imag.data(), L.D.data(), A, N2,
+                                    rows.data(), A, L.step_modes.data(), L.step_scalars.data());
       const int64_t T = m.file_max_len;
       std::vector<float> K(static_cast<size_t>(checked_mul(A, T, "kernels")));
       s4op::cpu::s4d_kernel_f32(C.data(), log_dt.data(), log_A_real.data(), A_imag.data(), A, N2, rows.data(), A, T,
@@ -281,6 +293,14 @@ void load_layer(s4op_model& m, const Entries& e, int64_t i) {
       const int64_t taps = e.scalar(p + "taps", 1, std::min(M, m.file_max_len));
       const auto A_real = e.floats(p + "A_real", {A, N2}), A_imag = e.floats(p + "A_imag", {A, N2});
       const auto Bv = e.floats(p + "B", {A, N2, 2}), Pv = e.floats(p + "P", {A, N2, 2});
+      if (e.has(p + "C_f")) {
+        const auto C_f = e.floats(p + "C_f", {A, N2, 2});
+        L.step_fields = s4op::cpu::kStepFieldsDplr;
+        L.step_modes.resize(static_cast<size_t>(checked_mul(A, 2 * L.step_fields * N2, "step coefficients")));
+        L.step_scalars.resize(static_cast<size_t>(A * s4op::cpu::kStepScalars));
+        s4op::cpu::dplr_step_setup_f32(log_dt.data(), A_real.data(), A_imag.data(), Bv.data(), Pv.data(), C_f.data(),
+                                       L.D.data(), A, N2, rows.data(), A, L.step_modes.data(), L.step_scalars.data());
+      }
       if (s4op::cpu::next_fast_size(M) == M) {
         s4op::cpu::dplr_conv_spectrum_f32(log_dt.data(), A_real.data(), A_imag.data(), Bv.data(), Pv.data(), C.data(),
                                           A, N2, rows.data(), A, M, taps, m.n_fft, out, m.threads);
@@ -315,7 +335,9 @@ void load_layer(s4op_model& m, const Entries& e, int64_t i) {
   const auto b = e.floats(p + "b", {2 * H});
   L.mix.resize(static_cast<size_t>(s4op::cpu::glu_mix_packed_size(H, H)));
   s4op::cpu::glu_mix_pack(W.data(), b.data(), H, H, L.mix.data());
-  m.weight_bytes += 4 * static_cast<int64_t>(L.norm_w.size() + L.norm_b.size() + L.D.size() + L.mix.size()) +
+  if (A == 0) L.step_fields = s4op::cpu::kStepFieldsDiag;  // no channel to step: streams as identity
+  m.weight_bytes += 4 * static_cast<int64_t>(L.norm_w.size() + L.norm_b.size() + L.D.size() + L.mix.size() +
+                                             L.step_modes.size() + L.step_scalars.size()) +
                     8 * static_cast<int64_t>(L.spectra.size() + L.active.size());
   m.layers.push_back(std::move(L));
 }
@@ -454,6 +476,112 @@ void run(s4op_model& m, const void* x, int64_t B, int64_t len, const int64_t* le
   }
 }
 
+}  // namespace
+
+// ---- Streaming: the same classifier one sample at a time (the layers' recurrent step, ssm_step.h).
+struct s4op_stream {
+  const s4op_model* model = nullptr;
+  int64_t B = 0, samples = 0;
+  std::vector<std::vector<float>> states;  // per layer {B, A, N2, 2}
+  std::vector<float> h, t, y;              // {B, H}: the residual stream, a prenorm's output, the SSM output
+  std::vector<float> stats, ut;            // {2}, {C}: scratch of the norms and the encoder
+  std::vector<double> sum, count;          // {B, H}, {B}: the running pooled sum and its positions
+};
+
+namespace {
+
+std::unique_ptr<s4op_stream> stream_open(const s4op_model* m, int64_t B) {
+  if (m == nullptr) throw ArgError("model must not be NULL");
+  if (B < 1 || B > kMaxDim) throw ArgError("batch must be in [1, 2^31], got " + std::to_string(B));
+  auto s = std::make_unique<s4op_stream>();
+  s->model = m;
+  s->B = B;
+  for (size_t i = 0; i < m->layers.size(); ++i) {
+    const Layer& L = m->layers[i];
+    if (L.step_fields == 0) {
+      throw FileError("layer " + std::to_string(i) + " (S4) has no 'C_f' entry, which streaming needs: the file was "
+                      "written by an older s4op export; export the model again");
+    }
+    const int64_t A = static_cast<int64_t>(L.active.size());
+    s->states.emplace_back(static_cast<size_t>(checked_mul(checked_mul(B, A, "state"), 2 * L.N2, "state")), 0.f);
+  }
+  const int64_t BH = checked_mul(B, m->H, "stream");
+  s->h.resize(static_cast<size_t>(BH));
+  s->t.resize(static_cast<size_t>(BH));
+  s->y.resize(static_cast<size_t>(BH));
+  s->stats.resize(2);
+  s->ut.resize(static_cast<size_t>(m->C));
+  s->sum.assign(static_cast<size_t>(BH), 0.0);
+  s->count.assign(static_cast<size_t>(B), 0.0);
+  return s;
+}
+
+void stream_push(s4op_stream& s, const void* x, int64_t len) {
+  const s4op_model& m = *s.model;
+  if (len < 0) throw ArgError("len must be >= 0, got " + std::to_string(len));
+  if (len == 0) return;
+  if (x == nullptr) throw ArgError("x must not be NULL");
+  const int64_t B = s.B, H = m.H;
+  if (m.tokens) {
+    const int64_t* ids = static_cast<const int64_t*>(x);
+    for (int64_t i = 0; i < B * len; ++i) {
+      if (ids[i] < 0 || ids[i] >= m.V) {
+        throw ArgError("x[" + std::to_string(i) + "] = " + std::to_string(ids[i]) + " is not a token id in [0, " +
+                       std::to_string(m.V) + ")");
+      }
+    }
+  }
+  float* h = s.h.data();
+  for (int64_t l = 0; l < len; ++l) {
+    // The encoder at this position, into {B, H} (= {B, H, 1}).
+    for (int64_t b = 0; b < B; ++b) {
+      if (m.tokens) {
+        const float* row = m.enc_w.data() + static_cast<const int64_t*>(x)[b * len + l] * H;
+        std::copy(row, row + H, h + b * H);
+      } else {
+        const float* u = static_cast<const float*>(x) + (b * len + l) * m.C;  // {1, C}
+        s4op::cpu::linear_encode_f32(u, m.enc_w.data(), m.enc_b.data(), H, 1, m.C, h + b * H, s.ut.data());
+      }
+    }
+    for (size_t i = 0; i < m.layers.size(); ++i) {
+      const Layer& L = m.layers[i];
+      const float* src = h;
+      if (m.prenorm && L.norm != 0) {
+        for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H, s.t.data() + b * H, H, 1, s.stats.data());
+        src = s.t.data();
+      }
+      float* state = s.states[i].data();
+      s4op::cpu::ssm_step_f32(L.step_modes.data(), L.step_scalars.data(), L.step_fields, L.active.data(), B, H,
+                              static_cast<int64_t>(L.active.size()), std::max<int64_t>(L.N2, 1), src, state, state,
+                              s.y.data(), s4op::cpu::Epilogue::gelu, m.threads);
+      s4op::cpu::glu_mix_f32(L.mix.data(), s.y.data(), B, H, H, 1, h, /*accumulate=*/true, m.threads);
+      if (!m.prenorm && L.norm != 0) {
+        for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H, h + b * H, H, 1, s.stats.data());
+      }
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      if (m.tokens && static_cast<const int64_t*>(x)[b * len + l] == 0) continue;  // padding: not pooled
+      for (int64_t c = 0; c < H; ++c) s.sum[b * H + c] += h[b * H + c];
+      s.count[b] += 1.0;
+    }
+    ++s.samples;
+  }
+}
+
+void stream_logits(const s4op_stream& s, float* logits) {
+  if (logits == nullptr) throw ArgError("logits must not be NULL");
+  const s4op_model& m = *s.model;
+  const int64_t H = m.H;
+  for (int64_t b = 0; b < s.B; ++b) {
+    const double n = std::max(s.count[b], 1.0);
+    for (int64_t k = 0; k < m.K; ++k) {
+      float acc = m.dec_b[k];
+      for (int64_t c = 0; c < H; ++c) acc += m.dec_w[k * H + c] * static_cast<float>(s.sum[b * H + c] / n);
+      logits[b * m.K + k] = acc;
+    }
+  }
+}
+
 void set_error(char* err, size_t err_size, const std::string& msg) {
   if (err == nullptr || err_size == 0) return;
   const size_t n = std::min(err_size - 1, msg.size());
@@ -534,6 +662,44 @@ int s4op_model_run(s4op_model* model, const void* x, int64_t batch, int64_t len,
 }
 
 void s4op_model_free(s4op_model* model) { delete model; }
+
+int s4op_stream_open(const s4op_model* model, int64_t batch, s4op_stream** stream, char* err, size_t err_size) {
+  if (stream == nullptr) {
+    set_error(err, err_size, "s4op_stream_open: stream must not be NULL");
+    return S4OP_ERR_ARGUMENT;
+  }
+  *stream = nullptr;
+  return guarded(err, err_size, "s4op_stream_open", [&] { *stream = stream_open(model, batch).release(); });
+}
+
+int s4op_stream_push(s4op_stream* stream, const void* x, int64_t len, char* err, size_t err_size) {
+  if (stream == nullptr) {
+    set_error(err, err_size, "s4op_stream_push: stream must not be NULL");
+    return S4OP_ERR_ARGUMENT;
+  }
+  return guarded(err, err_size, "s4op_stream_push", [&] { stream_push(*stream, x, len); });
+}
+
+int s4op_stream_logits(const s4op_stream* stream, float* logits, char* err, size_t err_size) {
+  if (stream == nullptr) {
+    set_error(err, err_size, "s4op_stream_logits: stream must not be NULL");
+    return S4OP_ERR_ARGUMENT;
+  }
+  return guarded(err, err_size, "s4op_stream_logits", [&] { stream_logits(*stream, logits); });
+}
+
+int64_t s4op_stream_samples(const s4op_stream* stream) { return stream == nullptr ? -1 : stream->samples; }
+
+int s4op_stream_reset(s4op_stream* stream) {
+  if (stream == nullptr) return S4OP_ERR_ARGUMENT;
+  for (auto& st : stream->states) std::fill(st.begin(), st.end(), 0.f);
+  std::fill(stream->sum.begin(), stream->sum.end(), 0.0);
+  std::fill(stream->count.begin(), stream->count.end(), 0.0);
+  stream->samples = 0;
+  return S4OP_OK;
+}
+
+void s4op_stream_free(s4op_stream* stream) { delete stream; }
 
 const char* s4op_runtime_simd(void) { return s4op::cpu::glu_mix_isa(); }
 

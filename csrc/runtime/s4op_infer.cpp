@@ -1,8 +1,10 @@
 // s4op-infer: run an exported model (`s4op export`) on a NumPy .npy input with the torch-free runtime and print
 // one line per example: the logits, or with --probs the class probabilities (softmax; sigmoid per label for a
-// multi-label model).
+// multi-label model).  With --stream the input is fed one sample at a time to a stream (the layers' recurrent
+// step, runtime.h's s4op_stream_*), as a live signal would be, and the logits after the last sample are printed:
+// the batch run's within float32 rounding; the input may then be longer than the file's max_len.
 //
-//   s4op-infer MODEL.s4m INPUT.npy [--threads N] [--probs] [--info]
+//   s4op-infer MODEL.s4m INPUT.npy [--threads N] [--probs] [--info] [--stream]
 //
 // INPUT.npy: a C-ordered array, little-endian; a continuous model takes float32 (B, L, C) or (L, C); a token
 // model takes int64 or int32 (B, L) or (L,) token ids (0 = padding).  Exit status 0 on success, 2 on a usage
@@ -90,7 +92,7 @@ Npy read_npy(const char* path) {
 }
 
 int usage(const char* msg) {
-  std::fprintf(stderr, "%s\nusage: s4op-infer MODEL.s4m INPUT.npy [--threads N] [--probs] [--info]\n", msg);
+  std::fprintf(stderr, "%s\nusage: s4op-infer MODEL.s4m INPUT.npy [--threads N] [--probs] [--info] [--stream]\n", msg);
   return 2;
 }
 
@@ -100,7 +102,7 @@ int main(int argc, char** argv) {
   const char* model_path = nullptr;
   const char* input_path = nullptr;
   int threads = 1;
-  bool probs = false, info_only = false;
+  bool probs = false, info_only = false, stream = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads") {
@@ -113,8 +115,10 @@ int main(int argc, char** argv) {
       probs = true;
     } else if (a == "--info") {
       info_only = true;
+    } else if (a == "--stream") {
+      stream = true;
     } else if (a == "-h" || a == "--help") {
-      std::printf("usage: s4op-infer MODEL.s4m INPUT.npy [--threads N] [--probs] [--info]\n");
+      std::printf("usage: s4op-infer MODEL.s4m INPUT.npy [--threads N] [--probs] [--info] [--stream]\n");
       return 0;
     } else if (!a.empty() && a[0] == '-') {
       return usage(("s4op-infer: unknown option " + a).c_str());
@@ -184,11 +188,32 @@ int main(int argc, char** argv) {
     }
     if (batch < 1 || len < 1) throw std::runtime_error("the input is empty");
     s4op_model* model = nullptr;
-    if (s4op_model_load(model_path, batch, len > info.max_len ? len : 0, threads, &model, err, sizeof err) != S4OP_OK) {
+    // A stream has no length limit; a batch run longer than the file's max_len is refused by the load.
+    const int64_t load_len = !stream && len > info.max_len ? len : 0;
+    if (s4op_model_load(model_path, stream ? 1 : batch, load_len, threads, &model, err, sizeof err) != S4OP_OK) {
       throw std::runtime_error(err);
     }
     std::vector<float> logits(static_cast<size_t>(batch * info.num_classes));
-    const int rc = s4op_model_run(model, data, batch, len, nullptr, logits.data(), err, sizeof err);
+    int rc = S4OP_OK;
+    if (stream) {
+      // One sample at a time, as a live signal arrives: gather position l of every example.
+      s4op_stream* st = nullptr;
+      rc = s4op_stream_open(model, batch, &st, err, sizeof err);
+      const int64_t width = info.tokens ? 1 : info.in_channels, bytes = info.tokens ? 8 : 4;
+      std::vector<char> sample(static_cast<size_t>(batch * width * bytes));
+      const char* src = static_cast<const char*>(data);
+      for (int64_t l = 0; rc == S4OP_OK && l < len; ++l) {
+        for (int64_t b = 0; b < batch; ++b) {
+          std::memcpy(sample.data() + b * width * bytes, src + (b * len + l) * width * bytes,
+                      static_cast<size_t>(width * bytes));
+        }
+        rc = s4op_stream_push(st, sample.data(), 1, err, sizeof err);
+      }
+      if (rc == S4OP_OK) rc = s4op_stream_logits(st, logits.data(), err, sizeof err);
+      s4op_stream_free(st);
+    } else {
+      rc = s4op_model_run(model, data, batch, len, nullptr, logits.data(), err, sizeof err);
+    }
     s4op_model_free(model);
     if (rc != S4OP_OK) throw std::runtime_error(err);
     for (int64_t b = 0; b < batch; ++b) {

@@ -1,6 +1,7 @@
 // The runtime's C API on hand-written model files (the Python tests check whole exported models against
 // PyTorch): a model whose output is known in closed form, and every way a file can be damaged, each a clear
-// error code and message, never a crash.  Uses only runtime.h, as a C program would.
+// error code and message, never a crash; streaming against the batch run (an S4D model in closed form and an S4
+// layer with and without its C_f entry).  Uses only runtime.h, as a C program would.
 #include "s4op/runtime.h"
 
 #include <cmath>
@@ -102,6 +103,45 @@ Writer identity_model() {
   return w;
 }
 
+// H = 2, one S4 layer with channel 1 active (N2 = 1, C-tilde for l_kernel = 8), LayerNorm after the block; C = 1
+// input channel, K = 2 classes.  with_cf: the C_f entry streaming needs (any value here: the Python tests check
+// exported S4 models' streams against PyTorch).
+Writer s4_model(bool with_cf, float cf_re, float cf_im) {
+  Writer w;
+  w.i64("arch.encoder", 0);
+  w.i64("arch.in_channels", 1);
+  w.i64("arch.d_model", 2);
+  w.i64("arch.n_layers", 1);
+  w.i64("arch.num_classes", 2);
+  w.i64("arch.multilabel", 0);
+  w.i64("arch.prenorm", 0);
+  w.i64("arch.max_len", 8);
+  w.f32("encoder.weight", {2, 1}, {1.f, -0.5f});
+  w.f32("encoder.bias", {2}, {0.1f, 0.2f});
+  w.i64("layers.0.kind", 1);
+  w.i64("layers.0.norm", 1);
+  w.f32("layers.0.norm.weight", {2}, {1.5f, 0.5f});
+  w.f32("layers.0.norm.bias", {2}, {0.f, 0.25f});
+  w.f32("layers.0.norm.eps", {}, {1e-5f});
+  w.head("layers.0.active", 2, {1});
+  w.le<uint64_t>(1);
+  w.f32("layers.0.D", {1}, {0.3f});
+  w.f32("layers.0.log_dt", {1}, {std::log(0.05f)});
+  w.f32("layers.0.A_real", {1, 1}, {std::log(0.5f)});
+  w.f32("layers.0.A_imag", {1, 1}, {2.f});
+  w.f32("layers.0.B", {1, 1, 2}, {1.f, 0.5f});
+  w.f32("layers.0.P", {1, 1, 2}, {0.7f, -0.2f});
+  w.f32("layers.0.C", {1, 1, 2}, {0.9f, 0.4f});
+  if (with_cf) w.f32("layers.0.C_f", {1, 1, 2}, {cf_re, cf_im});
+  w.i64("layers.0.l_kernel", 8);
+  w.i64("layers.0.taps", 8);
+  w.f32("layers.0.W", {4, 2}, {0.5f, -1.f, 0.25f, 2.f, 1.f, 0.f, -0.5f, 0.75f});
+  w.f32("layers.0.b", {4}, {0.1f, -0.2f, 0.3f, 0.f});
+  w.f32("decoder.weight", {2, 2}, {1.f, 2.f, -1.f, 0.5f});
+  w.f32("decoder.bias", {2}, {0.25f, -0.5f});
+  return w;
+}
+
 std::string write(const std::string& name, const std::vector<uint8_t>& blob) {
   const std::string path = "s4op_test_runtime_" + name + ".s4m";
   FILE* f = std::fopen(path.c_str(), "wb");
@@ -168,6 +208,73 @@ int main() {
     S4OP_CHECK(s4op_model_load(path.c_str(), 1, 0, 0, &m, err, sizeof err) == S4OP_ERR_ARGUMENT);
     S4OP_CHECK(s4op_model_load(path.c_str(), 1, 0, 1, nullptr, err, sizeof err) == S4OP_ERR_ARGUMENT);
     std::remove(path.c_str());
+  }
+  {  // streaming the closed-form model: every prefix's logits equal the batch run's, and past max_len
+    const std::string path = write("stream", identity_model().file());
+    s4op_model* m = nullptr;
+    char err[512];
+    S4OP_CHECK(s4op_model_load(path.c_str(), 2, 0, 1, &m, err, sizeof err) == S4OP_OK);
+    s4op_stream* st = nullptr;
+    S4OP_CHECK(s4op_stream_open(m, 2, &st, err, sizeof err) == S4OP_OK && st != nullptr);
+    float x[2 * 12];
+    for (int i = 0; i < 24; ++i) x[i] = 0.25f * static_cast<float>(i % 7) - 0.6f;  // {B = 2, L = 12, C = 1}
+    float logits[2], batch[2];
+    S4OP_CHECK(s4op_stream_logits(st, logits, err, sizeof err) == S4OP_OK);
+    S4OP_CHECK(std::fabs(logits[0] - 0.25f) < 1e-6);  // nothing pushed: the decoder of zero features
+    for (int l = 0; l < 12; ++l) {
+      const float sample[2] = {x[l], x[12 + l]};
+      S4OP_CHECK(s4op_stream_push(st, sample, 1, err, sizeof err) == S4OP_OK);
+      S4OP_CHECK(s4op_stream_logits(st, logits, err, sizeof err) == S4OP_OK);
+      for (int b = 0; b < 2; ++b) {
+        double sum = 0;  // as the closed form above: the mean over the first l + 1 positions
+        for (int k = 0; k <= l; ++k) sum += (x[b * 12 + k] + 1.0) + (-2.0 * x[b * 12 + k] + 2.0);
+        S4OP_CHECK(std::fabs(logits[b] - (sum / (l + 1) + 0.25)) < 1e-5);
+      }
+      if (l < 8) {  // a batch run of the first l + 1 samples (within max_len) agrees
+        float xb[2 * 8];
+        for (int b = 0; b < 2; ++b)
+          for (int k = 0; k <= l; ++k) xb[b * (l + 1) + k] = x[b * 12 + k];
+        S4OP_CHECK(s4op_model_run(m, xb, 2, l + 1, nullptr, batch, err, sizeof err) == S4OP_OK);
+        S4OP_CHECK(std::fabs(batch[0] - logits[0]) < 1e-5 && std::fabs(batch[1] - logits[1]) < 1e-5);
+      }
+    }
+    S4OP_CHECK(s4op_stream_samples(st) == 12);
+    S4OP_CHECK(s4op_stream_reset(st) == S4OP_OK && s4op_stream_samples(st) == 0);
+    S4OP_CHECK(s4op_stream_push(st, x, 0, err, sizeof err) == S4OP_OK);  // nothing
+    S4OP_CHECK(s4op_stream_push(st, nullptr, 1, err, sizeof err) == S4OP_ERR_ARGUMENT);
+    S4OP_CHECK(s4op_stream_push(st, x, -1, err, sizeof err) == S4OP_ERR_ARGUMENT);
+    S4OP_CHECK(s4op_stream_logits(st, nullptr, err, sizeof err) == S4OP_ERR_ARGUMENT);
+    S4OP_CHECK(s4op_stream_push(nullptr, x, 1, err, sizeof err) == S4OP_ERR_ARGUMENT);
+    S4OP_CHECK(s4op_stream_samples(nullptr) == -1);
+    s4op_stream_free(st);
+    S4OP_CHECK(s4op_stream_open(m, 0, &st, err, sizeof err) == S4OP_ERR_ARGUMENT && st == nullptr);
+    S4OP_CHECK(s4op_stream_open(nullptr, 1, &st, err, sizeof err) == S4OP_ERR_ARGUMENT);
+    S4OP_CHECK(s4op_stream_open(m, 1, nullptr, err, sizeof err) == S4OP_ERR_ARGUMENT);
+    s4op_model_free(m);
+    std::remove(path.c_str());
+  }
+  {  // an S4 layer: without C_f the file runs in batch but refuses to stream, clearly; with it, it streams
+    char err[512];
+    const float x[3] = {0.5f, -1.f, 2.f};
+    float logits[2];
+    const std::string plain = write("s4_plain", s4_model(false, 0.f, 0.f).file());
+    s4op_model* m = nullptr;
+    S4OP_CHECK(s4op_model_load(plain.c_str(), 1, 0, 1, &m, err, sizeof err) == S4OP_OK);
+    S4OP_CHECK(s4op_model_run(m, x, 1, 3, nullptr, logits, err, sizeof err) == S4OP_OK);
+    s4op_stream* st = nullptr;
+    S4OP_CHECK(s4op_stream_open(m, 1, &st, err, sizeof err) == S4OP_ERR_FILE && st == nullptr);
+    S4OP_CHECK(contains(err, "C_f") && contains(err, "export the model again"));
+    s4op_model_free(m);
+    std::remove(plain.c_str());
+    const std::string with_cf = write("s4_cf", s4_model(true, 0.8f, 0.3f).file());
+    S4OP_CHECK(s4op_model_load(with_cf.c_str(), 1, 0, 1, &m, err, sizeof err) == S4OP_OK);
+    S4OP_CHECK(s4op_stream_open(m, 1, &st, err, sizeof err) == S4OP_OK);
+    S4OP_CHECK(s4op_stream_push(st, x, 3, err, sizeof err) == S4OP_OK);
+    S4OP_CHECK(s4op_stream_logits(st, logits, err, sizeof err) == S4OP_OK);
+    S4OP_CHECK(std::isfinite(logits[0]) && std::isfinite(logits[1]));
+    s4op_stream_free(st);
+    s4op_model_free(m);
+    std::remove(with_cf.c_str());
   }
   {  // damaged files: every prefix of a valid file, one flipped bit, a later version, bad magic, no file
     const std::vector<uint8_t> good = identity_model().file();

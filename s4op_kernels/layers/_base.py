@@ -17,10 +17,10 @@ from typing import Any, Iterable, Optional, Union
 import torch
 from torch import nn
 
-from s4op_kernels._validate import check_float
+from s4op_kernels._validate import check_float, check_int
 from s4op_kernels.layers import _mixing
 from s4op_kernels.layers._snapshot import TensorSnapshot
-from s4op_kernels.ops import sparse_fftconv
+from s4op_kernels.ops import sparse_fftconv, ssm_chunk_state, ssm_step
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 ACTIVE_KEY = "active_channels"
@@ -42,6 +42,7 @@ class PrunableSSMLayer(nn.Module):
         self._device_index: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         self._conv_cache: dict[tuple, tuple[TensorSnapshot, tuple]] = {}  # key -> (sources, _conv_args)
         self._folded_cache: Optional[tuple[TensorSnapshot, _mixing.MixWeights]] = None  # (sources, _mixing_weights)
+        self._step_cache: dict[tuple, tuple[TensorSnapshot, tuple]] = {}  # key -> (sources, _step_args)
 
     # ------------------------------------------------------------------ pruning
     @property
@@ -250,16 +251,22 @@ class PrunableSSMLayer(nn.Module):
         self._device_index.clear()
         self._conv_cache.clear()
         self._folded_cache = None
+        self._step_cache.clear()
 
     def __getstate__(self):
         # Pickled (torch.save of the module, copy.deepcopy) without the caches: they are derived data, and
         # kept they made a saved S4D layer (H=64, N=64) 2.2 MB instead of 72 KB after one forward at L=4096.
         state = super().__getstate__()
-        state.update(_device_index={}, _conv_cache={}, _folded_cache=None)
+        state.update(_device_index={}, _conv_cache={}, _folded_cache=None, _step_cache={})
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.setdefault("_step_cache", {})  # pickled before streaming existed
 
     def train(self, mode: bool = True):
         self._conv_cache.clear()
+        self._step_cache.clear()
         return super().train(mode)
 
     def _apply(self, fn, recurse=True):
@@ -325,8 +332,13 @@ class PrunableSSMLayer(nn.Module):
         """The output mixing run as the modules are, on y (B, H, L)."""
         raise NotImplementedError
 
-    def forward(self, u: torch.Tensor, **kwargs) -> tuple[torch.Tensor, None]:
-        """u: (B, H, L) if transposed else (B, L, H), float32/float64 like the layer.  Returns (y, None)."""
+    def forward(self, u: torch.Tensor, state: Optional[torch.Tensor] = None,
+                **kwargs) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """u: (B, H, L) if transposed else (B, L, H), float32/float64 like the layer.  Returns (y, None); with a
+        ``state`` (:meth:`default_state`, or the state a previous call returned), u continues that stream and the
+        result is (y, the state after u) (:meth:`step` documents the streaming form)."""
+        if state is not None:
+            return self._forward_chunk(u, state)
         self._check_input(u)
         if not self.transposed:
             u = u.transpose(-1, -2)
@@ -359,6 +371,132 @@ class PrunableSSMLayer(nn.Module):
         if not self.transposed:
             y = y.transpose(-1, -2)
         return y, None
+
+    # ------------------------------------------------------------------ streaming (the recurrent form)
+    @property
+    def state_modes(self) -> int:
+        """N2 = d_state / 2: complex modes per active channel in a streaming state."""
+        return self.n // 2
+
+    def default_state(self, batch_size: int = 1) -> torch.Tensor:
+        """The zero state of ``batch_size`` sequences: a ``(batch_size, A, N2, 2)`` tensor of the layer's dtype and
+        device, A = :attr:`num_active`, N2 = d_state / 2 -- the complex modes of the active channels only, as
+        (real, imaginary) pairs (S4: the first N2 of the 2 N2 states, the others being their conjugates).  A
+        pruned channel has no state.  A state fits the active set it was made for: after
+        :meth:`set_active_channels` make a new one."""
+        batch_size = check_int(batch_size, "batch_size", func=f"{type(self).__name__}.default_state", minimum=1)
+        return self._ssm_tensor_list()[0].detach().new_zeros(batch_size, self.num_active, self.state_modes, 2)
+
+    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample of a stream: ``u: (B, H)`` (either layout), ``state`` from :meth:`default_state` or the
+        previous step.  Returns ``(y: (B, H), next_state)``; ``state`` is not modified.
+
+        y is what :meth:`forward` gives at that position of the whole sequence: the active channels run their
+        recurrence (S4D: zero-order hold, x' = exp(dt A) x + (exp(dt A) - 1) / A u, y = 2 Re(C x') + D u; S4: the
+        bilinear rank-1 DPLR recurrence, O(N) per sample by the Woodbury identity, with the plain C that the
+        stored C-tilde stands for, computed in float64), pruned channels pass u through, then the activation and
+        the output mixing act on all channels as in forward.  O(A N2 + H^2) work per sample, A the active
+        channels.  In training mode with an active dropout there is no per-sample equivalent of forward's
+        dropout: call ``.eval()``."""
+        tensors = self._ssm_tensor_list()  # read once: this runs per sample
+        self._check_state_input(u, tensors[0], "step(u)")
+        self._check_state(state, u.shape[0], tensors[0], "step(state)")
+        act, drop_in, drop_out = self._parts()
+        for d in (drop_in, drop_out):
+            if d is not None and d.training and getattr(d, "p", 0.0) > 0.0:
+                raise RuntimeError(f"{type(self).__name__}.step: the layer is in training mode with dropout "
+                                   f"p={d.p}, which has no per-sample form; call .eval() to stream")
+        modes, scalars, active = self._step_args(u.device, tensors)
+        fuse_gelu = type(act) is nn.GELU and act.approximate == "none" and not _has_hooks(act)
+        mixer = self._gemm_mixer() if fuse_gelu else None
+        if mixer is not None and _module_tensor(mixer, "bias") is not None:
+            y, nxt = ssm_step(modes, scalars, active, u, state, "gelu")
+            W, b = _module_tensor(mixer, "weight"), _module_tensor(mixer, "bias")
+            z = torch.addmm(b, y, W.reshape(W.shape[0], -1).t())  # (B, 2H)
+            return nn.functional.glu(z, dim=-1), nxt
+        y, nxt = ssm_step(modes, scalars, active, u, state, "gelu" if fuse_gelu else "none")
+        if not fuse_gelu:
+            y = act(drop_in(y) if drop_in is not None else y)
+        y = self._mix(drop_out(y.unsqueeze(-1)))[..., 0]
+        return y, nxt
+
+    def _forward_chunk(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward(u, state): the chunk's own FFT convolution (the forward's cached spectra) plus the zero-input
+        response of the incoming state, then activation and mixing as in forward; and the state after u."""
+        self._check_input(u)
+        if not self.transposed:
+            u = u.transpose(-1, -2)
+        B, H, L = u.shape
+        self._check_state(state, B, self._ssm_tensor_list()[0], "forward(state)")
+        self._prepare_chunk(L)
+        y = self._ssm(u)
+        if self.num_active:
+            modes, scalars, active = self._step_args(u.device)
+            y_free, nxt = ssm_chunk_state(modes, scalars, active, u, state)
+            y = y.index_add(1, active, y_free)
+        else:
+            nxt = state.clone()
+        act, drop_in, drop_out = self._parts()
+        y = act(drop_in(y) if drop_in is not None else y)
+        y = self._mix(drop_out(y))
+        if not self.transposed:
+            y = y.transpose(-1, -2)
+        return y, nxt
+
+    def _prepare_chunk(self, L: int) -> None:
+        """Before a chunk of L samples continues a stream (S4: the kernel length; refused past l_max)."""
+        self._prepare_forward(L)
+
+    def _step_key(self, device: torch.device) -> tuple:
+        """What the step coefficients depend on besides the SSM tensors (S4: also the kernel length)."""
+        return (device,)
+
+    def _step_args(self, device: torch.device,
+                   tensors: Optional[list[torch.Tensor]] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(modes, scalars, active) of ops.ssm_step for the active channels; cached and checked against the SSM
+        tensors like :meth:`_conv_args` (never stale).  ``tensors``: the _SSM_TENSORS if the caller has them."""
+        if tensors is None:
+            tensors = self._ssm_tensor_list()
+        if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+            return self._build_step_args(device, tensors)
+        key = self._step_key(device)
+        hit = self._step_cache.get(key)
+        if hit is not None and hit[0].matches(tensors):
+            return hit[1]
+        snapshot = TensorSnapshot(tensors)
+        with torch.inference_mode(False), torch.no_grad():
+            args = self._build_step_args(device, snapshot.copies)
+        self._step_cache.clear()  # one entry: the coefficients do not depend on the input
+        self._step_cache[key] = (snapshot, args)
+        return args
+
+    def _build_step_args(self, device: torch.device, tensors: list[torch.Tensor]):
+        """_step_args computed afresh from ``tensors`` (the _SSM_TENSORS or copies of them)."""
+        raise NotImplementedError
+
+    def _check_state_input(self, u: Any, ref: torch.Tensor, where: str) -> None:
+        where = f"{type(self).__name__}.{where}"
+        if not isinstance(u, torch.Tensor):
+            raise TypeError(f"{where}: expected a torch.Tensor, got {type(u).__name__}")
+        if u.dim() != 2 or u.shape[1] != self.h:
+            raise ValueError(f"{where}: expected one sample (B, H) with H = d_model = {self.h}, got shape "
+                             f"{tuple(u.shape)}")
+        if u.dtype != ref.dtype:
+            raise TypeError(f"{where}: u is {u.dtype} but the layer is {ref.dtype}; convert one with .to()")
+
+    def _check_state(self, state: Any, B: int, ref: torch.Tensor, where: str) -> None:
+        where = f"{type(self).__name__}.{where}"
+        want = (B, self.num_active, self.state_modes, 2)
+        if not isinstance(state, torch.Tensor):
+            raise TypeError(f"{where}: expected the tensor default_state() or a previous call returned, got "
+                            f"{type(state).__name__}")
+        if tuple(state.shape) != want:
+            raise ValueError(f"{where}: expected shape (B, A, N2, 2) = {want} (B sequences, A = {self.num_active} "
+                             f"active channels, N2 = d_state / 2), got {tuple(state.shape)}; a state made for another "
+                             "batch size or active set does not fit (make one with default_state(B))")
+        if state.dtype != ref.dtype or state.device != ref.device:
+            raise TypeError(f"{where}: the state is {state.dtype} on {state.device}, the layer {ref.dtype} on "
+                            f"{ref.device}")
 
     def _mix(self, y: torch.Tensor) -> torch.Tensor:
         """The output mixing of y: (B, H, L).  When it is a linear map + GLU over channels (the reference's

@@ -22,7 +22,7 @@ from s4op_kernels._validate import check_float, check_int
 from s4op_kernels.layers._base import (
     SUPPORTED_DTYPES, PrunableSSMLayer, _has_hooks, check_ssm_init, register_ssm_tensor,
 )
-from s4op_kernels.ops import dplr_spectrum, fft_size
+from s4op_kernels.ops import dplr_spectrum, dplr_step_coefficients, fft_size
 
 # The per-channel SSM tensors, by path in the layer, and the dim that indexes channels (the reference's shapes:
 # D (1, H); inv_dt (H, 1); A_real, A_imag (H, N2); B, P, C (1, H, N2, 2)).
@@ -246,6 +246,29 @@ class S4Layer(PrunableSSMLayer):
                             L=self._taps(L), n_fft=n_fft)
         return k_f, D[0].index_select(0, rows), active, n_fft
 
+    def _prepare_chunk(self, L: int) -> None:
+        if self.l_max is not None and L > self.l_max:
+            raise ValueError(
+                f"S4Layer.forward(u, state): a chunk of {L} samples is longer than l_max={self.l_max}; the forward "
+                "convolves a longer input with the kernel truncated to l_max taps, which no recurrence reproduces: "
+                "stream in chunks of at most l_max samples")
+        self._prepare_forward(L)
+
+    def _step_key(self, device: torch.device) -> tuple:
+        return (device, self.l_kernel)
+
+    def _build_step_args(self, device: torch.device, tensors: list[torch.Tensor]):
+        """The bilinear rank-1 DPLR step coefficients of the active channels, with the plain output vector C_f
+        that the stored C-tilde stands for (:func:`output_vector`, float64)."""
+        rows, active = self._indices(device)
+        D, inv_dt, A_real, A_imag, B, P, C = tensors
+        log_dt = inv_dt.index_select(0, rows)[:, 0]
+        A_real, A_imag = A_real.index_select(0, rows), A_imag.index_select(0, rows)
+        B, P, C = (t.index_select(1, rows)[0] for t in (B, P, C))
+        C_f = output_vector(log_dt, A_real, A_imag, P, C, self.l_kernel).to(C.dtype)
+        modes, scalars = dplr_step_coefficients(log_dt, A_real, A_imag, B, P, C_f, D.index_select(1, rows)[0])
+        return modes, scalars, active
+
     def _parts(self):
         layer = self._modules["layer"]
         return layer._modules["activation"], layer._modules["drop"], self._modules["drop"]
@@ -275,9 +298,35 @@ class S4Layer(PrunableSSMLayer):
 def _bilinear_dA(kernel: S4Kernel) -> torch.Tensor:
     """dA = (I - dt/2 A)^-1 (I + dt/2 A) over the full conjugate-symmetric system, A = diag(Lambda_f) - P_f P_f^H,
     per stored row, in complex128."""
-    dt = torch.exp(kernel.inv_dt.detach().double())[:, :, None]  # (H, 1, 1)
-    Lam = torch.complex(-torch.exp(kernel.A_real.detach().double()), -kernel.A_imag.detach().double())
-    P = torch.view_as_complex(kernel.P.detach()[0].double().contiguous())
+    return _bilinear_dA_of(kernel.inv_dt.detach()[:, 0], kernel.A_real.detach(), kernel.A_imag.detach(),
+                           kernel.P.detach()[0])
+
+
+def output_vector(log_dt: torch.Tensor, A_real: torch.Tensor, A_imag: torch.Tensor, P: torch.Tensor, C: torch.Tensor,
+                  l_kernel: int) -> torch.Tensor:
+    """The plain output vector C_f (first N2 entries of the full system's; the rest are their conjugates) that a
+    stored C-tilde stands for: C_f = C~ (I - dA^l_kernel)^-1 over the full conjugate-symmetric system (C itself
+    while ``l_kernel == 0``), solved in float64 from the dense bilinear dA, per row.  The kernel is
+    K[l] = C_f dA^l dB and the recurrence's output map is C_f (docs/design.md "S4").
+
+    log_dt: (A,), A_real, A_imag: (A, N2), P, C: (A, N2, 2).  Returns (A, N2, 2) float64 (differentiable).  A
+    doubling of l_kernel rewrites C~ but leaves C_f unchanged, up to the rounding of the stored C~."""
+    C64 = torch.complex(C[..., 0].double(), C[..., 1].double())  # (A, N2)
+    if l_kernel == 0:
+        return torch.view_as_real(C64)
+    dA = _bilinear_dA_of(log_dt, A_real, A_imag, P)  # (A, 2 N2, 2 N2)
+    eye = torch.eye(dA.shape[-1], dtype=dA.dtype, device=dA.device).expand_as(dA)
+    C_full = torch.cat([C64, C64.conj()], dim=-1)  # (A, 2 N2)
+    # C_f (I - dA^M) = C~  <=>  (I - dA^M)^T C_f^T = C~^T
+    C_f = torch.linalg.solve((eye - torch.linalg.matrix_power(dA, l_kernel)).transpose(-1, -2), C_full)
+    return torch.view_as_real(C_f[..., : C64.shape[-1]].contiguous())
+
+
+def _bilinear_dA_of(log_dt: torch.Tensor, A_real: torch.Tensor, A_imag: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """dA (rows, 2 N2, 2 N2) complex128 of log_dt (rows,), A_real, A_imag (rows, N2), P (rows, N2, 2)."""
+    dt = torch.exp(log_dt.double())[:, None, None]  # (H, 1, 1)
+    Lam = torch.complex(-torch.exp(A_real.double()), -A_imag.double())
+    P = torch.complex(P[..., 0].double(), P[..., 1].double())
     Lf, Pf = torch.cat([Lam, Lam.conj()], -1), torch.cat([P, P.conj()], -1)  # (H, 2 N2)
     A = torch.diag_embed(Lf) - Pf.unsqueeze(-1) * Pf.conj().unsqueeze(-2)
     eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device).expand_as(A)

@@ -17,7 +17,7 @@ from torch import nn
 from s4op_kernels.layers._base import (
     SUPPORTED_DTYPES, PrunableSSMLayer, _has_hooks, check_ssm_init, register_ssm_tensor,
 )
-from s4op_kernels.ops import fft_size, s4d_kernel
+from s4op_kernels.ops import fft_size, s4d_kernel, s4d_step_coefficients
 from s4op_kernels._validate import check_float, check_int
 
 # The per-channel SSM tensors, by path in the layer (S4DLayer.SSM_TENSORS): row h belongs to channel h (dense
@@ -139,6 +139,14 @@ class S4DLayer(PrunableSSMLayer):
         # The kernel op reads the active rows in place; only D is gathered (sparse_fftconv takes it compact).
         k_f = torch.fft.rfft(s4d_kernel(C, log_dt, log_A_real, A_imag, L, rows), n=n_fft)
         return k_f, D.index_select(0, rows), active, n_fft
+
+    def _build_step_args(self, device: torch.device, tensors: list[torch.Tensor]):
+        """The ZOH step coefficients of the active channels (alpha = exp(dt A), beta = (exp(dt A) - 1) / A, C, D):
+        the recurrence whose impulse response is exactly the kernel of :meth:`active_kernels`."""
+        rows, active = self._indices(device)
+        D, C, log_dt, log_A_real, A_imag = tensors
+        modes, scalars = s4d_step_coefficients(C, log_dt, log_A_real, A_imag, D, rows)
+        return modes, scalars, active
 
     def _parts(self):
         return self._modules["activation"], None, self._modules["dropout"]

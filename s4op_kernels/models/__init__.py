@@ -13,6 +13,7 @@ import torch
 
 from s4op_kernels.models.backbone import (
     ChannelLayerNorm,
+    ClassifierStream,
     ResidualBlock,
     SequenceClassifier,
     available_layers,
@@ -60,7 +61,7 @@ def build_model(config: Config, info, *, seed: Optional[int] = None) -> Sequence
 
 
 __all__ = [
-    "SequenceClassifier", "ResidualBlock", "ChannelLayerNorm", "register_layer", "available_layers",
+    "SequenceClassifier", "ClassifierStream", "ResidualBlock", "ChannelLayerNorm", "register_layer", "available_layers",
     "Config", "get_config", "list_configs", "register_config", "default_config", "TASK_DEFAULT_CONFIG",
     "DEFAULT_LAYER", "with_layer",
     "build_model",

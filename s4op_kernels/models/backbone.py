@@ -123,6 +123,20 @@ class ResidualBlock(nn.Module):
         x = x + self.dropout(z)
         return x if self.prenorm else self.norm(x)
 
+    def forward_stream(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The block on the next ``x: (B, H, T)`` samples of a stream whose SSM layer is in ``state``: the same
+        math as :meth:`forward_modules` at those positions (the norms and the residual act per position; the SSM
+        layer continues its state: :meth:`~s4op_kernels.S4DLayer.step` for one sample, a chunked forward for
+        more).  Returns (the block's output (B, H, T), the layer's next state)."""
+        z = self.norm(x) if self.prenorm else x
+        if z.shape[-1] == 1:
+            y, state = self.ssm.step(z[..., 0], state)
+            y = y.unsqueeze(-1)
+        else:
+            y, state = self.ssm(z, state=state)
+        x = x + self.dropout(y)
+        return (x if self.prenorm else self.norm(x)), state
+
     def _inference_norm(self, x: torch.Tensor) -> Optional[str]:
         """``"layer"``, ``"batch"`` or ``"none"`` when the inference path may replace the norm and dropout
         modules by the ops they run on x (B, H, L) (stock types, eval behaviour, no hooks, H channels and
@@ -312,6 +326,12 @@ class SequenceClassifier(nn.Module):
         )
         self.decoder = nn.Linear(d_model, num_classes)
 
+    def stream(self, batch_size: int = 1) -> "ClassifierStream":
+        """A :class:`ClassifierStream` of ``batch_size`` sequences fed sample by sample (or chunk by chunk): after
+        any number of samples its :meth:`~ClassifierStream.logits` equal this model's forward on the samples so
+        far.  The model must be in eval mode (BatchNorm's batch statistics and dropout have no streaming form)."""
+        return ClassifierStream(self, batch_size)
+
     def ssm_layers(self) -> list[nn.Module]:
         """The SSM layer of each block, first to last (the modules the pruner prunes)."""
         return [block.ssm for block in self.blocks]
@@ -386,3 +406,109 @@ class SequenceClassifier(nn.Module):
     def extra_repr(self) -> str:
         kind = f"vocab_size={self.vocab_size}" if self.vocab_size is not None else f"in_channels={self.in_channels}"
         return f"{kind}, d_model={self.d_model}, n_layers={self.n_layers}, num_classes={self.num_classes}"
+
+
+class ClassifierStream:
+    """A :class:`SequenceClassifier` fed a live signal: every layer's recurrent state and the running pooled sum.
+
+    >>> stream = model.eval().stream(batch_size=1)
+    >>> for chunk in chunks:                      # (B, T, C) floats or (B, T) token ids, any T >= 1
+    ...     logits = stream.push(chunk).logits()  # equal to model(all samples so far)
+
+    Each :meth:`push` runs the encoder, every residual block (norms and residual per position, the SSM layer's
+    :meth:`~s4op_kernels.S4DLayer.step` for one sample or its chunked forward for more) and adds the last block's
+    outputs to the running sum; :meth:`logits` decodes the running mean (token inputs: over the non-padding
+    positions, as the forward's masked mean).  Work per sample: O(active channels x d_state + H^2) per layer, no
+    matter how long the stream is.
+
+    Streamable: eval mode; norms ``ChannelLayerNorm`` (LayerNorm over channels), ``BatchNorm1d`` with running
+    statistics, or none; SSM layers with ``default_state`` / ``step`` (S4DLayer, S4Layer).  Not streamable, and
+    refused with a ValueError / RuntimeError: training mode (BatchNorm's batch statistics are not causal, dropout
+    has no per-sample form), other norm modules, layers without a recurrent form, and continuous inputs'
+    ``lengths`` (stop pushing instead).  An S4Layer with ``l_max`` streams its untruncated system, equal to the
+    forward on sequences up to l_max samples.
+    """
+
+    def __init__(self, model: SequenceClassifier, batch_size: int = 1):
+        if not isinstance(model, SequenceClassifier):
+            raise TypeError(f"ClassifierStream(model): expected a SequenceClassifier, got {type(model).__name__}")
+        self.model = model
+        self.batch_size = check_int(batch_size, "batch_size", func="SequenceClassifier.stream", minimum=1)
+        self._check_streamable()
+        self.reset()
+
+    def _check_streamable(self) -> None:
+        model = self.model
+        if model.training:
+            raise RuntimeError("SequenceClassifier.stream: the model is in training mode (BatchNorm's batch "
+                               "statistics and dropout have no streaming form); call model.eval() first")
+        for i, block in enumerate(model.blocks):
+            norm = block.norm
+            ok = (type(norm) in (ChannelLayerNorm, nn.Identity)
+                  or (type(norm) is nn.BatchNorm1d and norm.track_running_stats
+                      and norm.running_mean is not None and norm.running_var is not None))
+            if not ok:
+                raise ValueError(f"SequenceClassifier.stream: block {i}'s norm {type(norm).__name__} is not known to "
+                                 "act on each position alone (streamable: ChannelLayerNorm, BatchNorm1d with running "
+                                 "statistics, nn.Identity)")
+            if not (callable(getattr(block.ssm, "step", None)) and callable(getattr(block.ssm, "default_state", None))):
+                raise ValueError(f"SequenceClassifier.stream: block {i}'s layer {type(block.ssm).__name__} has no "
+                                 "recurrent form (default_state / step)")
+
+    def reset(self) -> "ClassifierStream":
+        """Start over: zero states, nothing pooled."""
+        model, B = self.model, self.batch_size
+        self.states = [layer.default_state(B) for layer in model.ssm_layers()]
+        ref = model.decoder.weight
+        self._sum = torch.zeros(B, model.d_model, dtype=torch.float64, device=ref.device)
+        self._count = torch.zeros(B, dtype=torch.float64, device=ref.device)
+        self.samples = 0
+        return self
+
+    def push(self, x: torch.Tensor) -> "ClassifierStream":
+        """Feed the next samples: ``x: (B, T, C)`` floats (continuous model) or ``(B, T)`` token ids (0 = padding,
+        left out of the mean as in forward), T >= 1.  Returns self."""
+        model = self.model
+        if model.training:
+            raise RuntimeError("ClassifierStream.push: the model was put in training mode; call model.eval()")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"ClassifierStream.push(x): expected a torch.Tensor, got {type(x).__name__}")
+        B = self.batch_size
+        if model.vocab_size is not None:
+            if x.dim() != 2 or x.shape[0] != B or x.shape[1] < 1 or x.is_floating_point() or x.is_complex() \
+                    or x.dtype == torch.bool:
+                raise ValueError(f"ClassifierStream.push(x): a token model takes (B={B}, T >= 1) integer ids, got "
+                                 f"shape {tuple(x.shape)} {x.dtype}")
+            valid = (x != 0).to(torch.float64)  # (B, T)
+            x = x.long()
+        else:
+            if x.dim() != 3 or x.shape[0] != B or x.shape[1] < 1 or x.shape[2] != model.in_channels \
+                    or not x.is_floating_point():
+                raise ValueError(f"ClassifierStream.push(x): a continuous model takes (B={B}, T >= 1, "
+                                 f"C={model.in_channels}) floats, got shape {tuple(x.shape)} {x.dtype}")
+            valid = None
+        with torch.no_grad():
+            h = model.encoder(x).transpose(1, 2)  # (B, H, T)
+            states = list(self.states)
+            for i, block in enumerate(model.blocks):
+                h, states[i] = block.forward_stream(h, states[i])
+            if valid is None:
+                self._sum += h.sum(dim=-1, dtype=torch.float64)
+                self._count += h.shape[-1]
+            else:
+                self._sum += (h.double() * valid.unsqueeze(1)).sum(dim=-1)
+                self._count += valid.sum(dim=-1)
+        self.states = states
+        self.samples += int(x.shape[1])
+        return self
+
+    def logits(self) -> torch.Tensor:
+        """The logits of the samples pushed so far, (B, num_classes): the model's forward on them (before any
+        sample, or with only padding, the decoder of zero features)."""
+        model = self.model
+        with torch.no_grad():
+            pooled = (self._sum / self._count.clamp_min(1.0).unsqueeze(1)).to(model.decoder.weight.dtype)
+            return model.decoder(pooled)
+
+    def __repr__(self) -> str:
+        return f"ClassifierStream(batch_size={self.batch_size}, samples={self.samples})"

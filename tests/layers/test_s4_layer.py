@@ -12,6 +12,7 @@ import torch
 
 import s4op_kernels
 from s4op_kernels import S4Layer
+from factories import s4_reference_state_dict as reference_state_dict
 from formulas import dplr_kernel64, s4_layer64
 from shapes import LAYER_SHAPES, PRUNE_FRACTIONS
 from tolerances import assert_close
@@ -19,27 +20,6 @@ from tolerances import assert_close
 DTYPES = [pytest.param(torch.float32, id="fp32"), pytest.param(torch.float64, id="fp64")]
 BACKENDS = ["auto", "reference"]
 KERNEL_NAMES = ("inv_dt", "A_real", "A_imag", "B", "P", "C")
-
-
-def reference_state_dict(H: int, N: int, seed: int = 0, l_kernel: int = 0) -> dict:
-    """A state_dict in the reference S4Block(H, d_state=N) layout, built here (not by the package): realistic
-    random values; with l_kernel > 0, C is read as C-tilde for that length."""
-    g = torch.Generator().manual_seed(seed)
-    N2 = N // 2
-    cplx = lambda *s: torch.view_as_real(torch.randn(*s, dtype=torch.cfloat, generator=g)).clone()  # noqa: E731
-    dt = torch.exp(torch.rand(H, 1, generator=g) * (math.log(0.1) - math.log(0.001)) + math.log(0.001))
-    return {
-        "layer.D": torch.randn(1, H, generator=g),
-        "layer.kernel.inv_dt": torch.log(dt),
-        "layer.kernel.C": cplx(1, H, N2),
-        "layer.kernel.B": cplx(1, H, N2),
-        "layer.kernel.A_real": torch.log(0.5 + 0.1 * torch.rand(H, N2, generator=g)),
-        "layer.kernel.A_imag": torch.rand(H, N2, generator=g) * 3 * N2,
-        "layer.kernel.P": cplx(1, H, N2) * 0.5,
-        "layer.kernel.l_kernel": torch.tensor(l_kernel),
-        "output_linear.0.weight": torch.randn(2 * H, H, generator=g) / math.sqrt(H),
-        "output_linear.0.bias": torch.randn(2 * H, generator=g) * 0.1,
-    }
 
 
 def _layer(H, N, dtype=torch.float32, sd=None, **kw) -> S4Layer:

@@ -378,3 +378,105 @@ def test_config_accepts_numpy_numbers_and_stores_python_ones():
     assert (c.epochs, c.lr, c.clip) == (3, 0.5, 2.0)
     assert type(c.epochs) is int and type(c.lr) is float and type(c.clip) is float
     assert Config.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+# ---------------------------------------------------------------------- streaming
+def _stream_model(info, layer, norm, prenorm, prune, seed=0, compact=False):
+    from s4op_kernels.pruning import compact_model
+
+    model = build_model(TINY.replace(layer=layer, norm=norm, prenorm=prenorm, d_model=10, d_state=8, n_layers=3),
+                        info, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    for m in model.modules():  # BatchNorm with non-trivial statistics, as after training
+        if isinstance(m, nn.BatchNorm1d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    for ssm in model.ssm_layers():
+        ssm.set_active_channels(sorted(torch.randperm(10, generator=g)[: 10 - round(prune * 10)].tolist()))
+    model.eval()
+    return compact_model(model).eval() if compact else model
+
+
+def _stream_in_chunks(model, x, seed):
+    """Pushes x in random chunks (1 sample often, longer ones too); returns the logits after every chunk and the
+    positions they follow."""
+    import random
+
+    rng = random.Random(seed)
+    stream, pos, out = model.stream(x.shape[0]), 0, []
+    while pos < x.shape[1]:
+        n = min(x.shape[1] - pos, rng.choice([1, 1, 2, 7, 31]))
+        out.append((pos + n, stream.push(x[:, pos:pos + n]).logits()))
+        pos += n
+    assert stream.samples == x.shape[1]
+    return out
+
+
+@pytest.mark.parametrize("layer", ["s4d", "s4"])
+@pytest.mark.parametrize("info,norm,prenorm,prune", [
+    (MULTI, "layer", False, 0.0),
+    (CONT, "batch", False, 0.5),
+    (TOKENS, "layer", True, 0.5),
+    (TOKENS, "batch", True, 0.9),
+    (CONT, "none", True, 0.5),
+], ids=["multi-layer-post", "cont-batch-post-50", "tok-layer-pre-50", "tok-batch-pre-90", "cont-none-pre-50"])
+def test_a_stream_gives_the_forward_of_the_samples_so_far(layer, info, norm, prenorm, prune):
+    import copy
+
+    from tolerances import assert_close
+
+    model = _stream_model(info, layer, norm, prenorm, prune, compact=prune == 0.5)
+    L = 120
+    if info.vocab_size is not None:
+        x = _tokens(2, L, seed=3, pad_from=[70, L])  # padding after 70 in the first sequence: left out of the mean
+    else:
+        x = torch.randn(2, L, info.in_channels, generator=torch.Generator().manual_seed(3))
+    m64 = copy.deepcopy(model).double()
+    for end, logits in _stream_in_chunks(model, x, seed=4):
+        if end in (1, 2, 50, L) or end % 37 == 0:
+            with torch.no_grad():
+                want = m64(x[:, :end] if info.vocab_size is not None else x[:, :end].double())
+            assert_close(logits, want, torch.float32, what=f"logits after {end} samples")
+
+
+def test_a_stream_can_restart_and_runs_past_any_length():
+    model = _stream_model(CONT, "s4d", "layer", False, 0.5)
+    x = torch.randn(1, 40, 3)
+    stream = model.stream()
+    first = stream.push(x).logits()
+    stream.reset()
+    assert stream.samples == 0
+    torch.testing.assert_close(stream.push(x[:, :20]).push(x[:, 20:]).logits(), first)
+    # no maximum length: the state carries everything before
+    for _ in range(5):
+        stream.push(torch.randn(1, 1000, 3))
+    assert stream.samples == 5040 and torch.isfinite(stream.logits()).all()
+    empty = model.stream(2).logits()  # nothing pushed: the decoder of zero features
+    torch.testing.assert_close(empty, model.decoder.bias.detach().expand(2, -1))
+
+
+def test_what_cannot_stream_is_refused_clearly():
+    model = _stream_model(CONT, "s4d", "batch", False, 0.0)
+    with pytest.raises(RuntimeError, match="training mode"):
+        model.train().stream()
+    model.eval()
+    stream = model.stream(2)
+    model.train()
+    with pytest.raises(RuntimeError, match="training mode"):
+        stream.push(torch.randn(2, 1, 3))
+    model.eval()
+    with pytest.raises(ValueError, match=r"\(B=2, T >= 1, C=3\) floats"):
+        stream.push(torch.randn(1, 1, 3))
+    with pytest.raises(ValueError, match=r"\(B=2, T >= 1, C=3\) floats"):
+        stream.push(torch.randn(2, 3))
+    model.blocks[1].norm = nn.GroupNorm(2, 10)
+    with pytest.raises(ValueError, match="block 1's norm GroupNorm is not known to act on each position"):
+        model.stream()
+    model.blocks[1].norm = nn.Identity()
+    model.blocks[0].ssm = backbone._LAYERS["s4d"](10, d_state=8, dropout=0.0, lr=None, dt_min=1e-3, dt_max=0.1)
+    model.blocks[0].ssm.step = None
+    with pytest.raises(ValueError, match="block 0's layer S4DLayer has no recurrent form"):
+        model.stream()
+    tok = _stream_model(TOKENS, "s4d", "layer", True, 0.0)
+    with pytest.raises(ValueError, match="token model takes"):
+        tok.stream().push(torch.randn(1, 4))

@@ -62,6 +62,33 @@ int s4op_model_run(s4op_model* model, const void* x, int64_t batch, int64_t len,
 
 void s4op_model_free(s4op_model* model);
 
+/* Streaming: the classifier fed one sample at a time, with every layer's recurrent state (ssm_step.h) and the
+ * running pooled sum, so the logits can be read after any number of samples; they equal s4op_model_run on the
+ * samples so far (up to float32 rounding).  Work per sample: O(active channels x d_state + d_model^2) per layer,
+ * independent of how many samples came before; no length limit (max_len bounds batch runs only).  A stream reads
+ * the model's weights and owns its own state and buffers: the model must outlive it, and a stream runs one call at
+ * a time (streams of one model may run in parallel, beside batch runs).  An S4 layer needs the file's C_f entry
+ * (written by `s4op export` since streaming exists).  s4op_stream_push allocates nothing (num_threads 1). */
+typedef struct s4op_stream s4op_stream;
+
+/* batch >= 1 parallel sequences (independent of the model's max_batch). */
+int s4op_stream_open(const s4op_model* model, int64_t batch, s4op_stream** stream, char* err, size_t err_size);
+
+/* The next len >= 0 samples of every sequence: x is batch x len token ids (int64; 0 = padding, left out of the
+ * mean as in s4op_model_run) or batch x len x in_channels floats, row-major. */
+int s4op_stream_push(s4op_stream* stream, const void* x, int64_t len, char* err, size_t err_size);
+
+/* logits: batch x num_classes floats of the samples pushed so far (the decoder of zero features before any). */
+int s4op_stream_logits(const s4op_stream* stream, float* logits, char* err, size_t err_size);
+
+/* Samples pushed since the start or the last reset (-1 for NULL). */
+int64_t s4op_stream_samples(const s4op_stream* stream);
+
+/* Zero states and pooled sum: a new sequence. */
+int s4op_stream_reset(s4op_stream* stream);
+
+void s4op_stream_free(s4op_stream* stream);
+
 /* The SIMD path the output mixing uses on this CPU (the core's names: "avx512", "avx2+fma", "scalar",
  * "generic"). */
 const char* s4op_runtime_simd(void);

@@ -295,7 +295,9 @@ class PrunableSSMLayer(nn.Module):
         inference, so a forward costs one lookup and one exact comparison of the SSM tensors with the copies
         the cached value was built from (layers/_snapshot.py): any change to them, however made, rebuilds it."""
         tensors = self._ssm_tensor_list()
-        if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+        # torch.export: no cache (a cached tensor would be traced as a constant built under other grad modes).
+        if (self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+                or torch.compiler.is_exporting()):
             return self._build_conv_args(L, device, tensors)
         key = self._conv_key(L, device)
         hit = self._conv_cache.get(key)
@@ -457,7 +459,8 @@ class PrunableSSMLayer(nn.Module):
         tensors like :meth:`_conv_args` (never stale).  ``tensors``: the _SSM_TENSORS if the caller has them."""
         if tensors is None:
             tensors = self._ssm_tensor_list()
-        if self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+        if (self.training or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+                or torch.compiler.is_exporting()):
             return self._build_step_args(device, tensors)
         key = self._step_key(device)
         hit = self._step_cache.get(key)
@@ -518,8 +521,8 @@ class PrunableSSMLayer(nn.Module):
     def _mixing_weights(self, W: torch.Tensor, b: torch.Tensor, needs_grad: bool) -> _mixing.MixWeights:
         """The output mixing's weight W (2H, H[, 1]) and bias b (2H,) in the forms the mixing methods read
         (``folded`` [W | b] (2H, H + 1), ``separate()``); cached like _conv_args, unless autograd needs their
-        gradient (then views of the parameters themselves)."""
-        if needs_grad:
+        gradient (then views of the parameters themselves) or while torch.export traces."""
+        if needs_grad or torch.compiler.is_exporting():
             return _mixing.MixWeights.from_params(W, b)
         hit = self._folded_cache
         if hit is not None and hit[0].matches((W, b)):

@@ -236,7 +236,7 @@ def lookup(B: int, H: int, L: int, dtype: torch.dtype, on_cpu: bool,
            needs_grad: bool) -> tuple[Optional[str], Optional[tuple]]:
     """(method, None) for a forward of y (B, H, L) (``on_cpu``: ``y.is_cpu``), or (None, key) when ``auto``
     has not timed this key yet: then run :func:`measure` with that key."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
         return DEFAULT, None
     forced = override()
     if forced is not None:

@@ -183,6 +183,11 @@ class S4Layer(PrunableSSMLayer):
     def _prepare_forward(self, L: int) -> None:
         """The reference's kernel-length logic: the first forward sets C-tilde up for its length (or l_max),
         a longer input doubles the length (C-tilde rewritten each time) until it covers the input."""
+        if torch.compiler.is_exporting():  # l_kernel is a fake tensor there: C-tilde must already be set up
+            if self._kernel_length < self._taps(L):
+                raise RuntimeError(f"S4Layer: C-tilde is set up for kernel length {self._kernel_length}, not for "
+                                   f"inputs of length {L}; run one forward of length {L} (eval) before torch.export")
+            return
         kernel = self.layer.kernel
         lk = int(kernel.l_kernel)
         if lk == 0 and self.l_max is not None:
@@ -191,6 +196,14 @@ class S4Layer(PrunableSSMLayer):
         while taps > lk:
             lk = self._setup_C(taps, double=lk > 0)
         self._kernel_length = lk
+
+    def _invalidate(self) -> None:
+        super()._invalidate()
+        # Keep the kernel length in step with the l_kernel buffer (a loaded state dict sets it), so a traced
+        # forward (torch.export), which cannot read the buffer, sees the length C-tilde is set up for.
+        fft_conv = self._modules.get("layer")
+        if fft_conv is not None and not torch.compiler.is_exporting():
+            self._kernel_length = int(fft_conv.kernel.l_kernel)
 
     def _setup_C(self, L: int, double: bool) -> int:
         """C <- C (I - dA^L) (first set-up, l_kernel = L) or C-tilde <- C-tilde (I + dA^l_kernel) (doubling), for

@@ -198,6 +198,8 @@ def _core_layer_norm(norm: nn.LayerNorm, x: torch.Tensor, z: Optional[torch.Tens
     CPU tensors and the extension is available."""
     if x.dtype != torch.float32 or not x.is_cpu or not x.is_contiguous() or not _ext.extension_available():
         return None
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return None  # a graph holds torch ops, not a call of the extension
     if z is not None and not (z.dtype == torch.float32 and z.is_cpu and z.is_contiguous()):
         return None
     p = norm._parameters
@@ -371,7 +373,7 @@ class SequenceClassifier(nn.Module):
                 return torch.matmul(W, xt)
             return torch.baddbmm(b.view(1, -1, 1), W.expand(x.shape[0], -1, -1), xt)  # (B, H, L)
         h = enc(x)  # (B, L, H)
-        if h.dim() != 3 or h.shape[0] > 8:
+        if h.dim() != 3 or torch.compiler.is_exporting() or h.shape[0] > 8:
             return h.transpose(1, 2).contiguous()
         out = h.new_empty(h.shape[0], h.shape[2], h.shape[1])
         for b in range(h.shape[0]):

@@ -3,12 +3,10 @@
 
 Exported in grad mode (the default), the layers take their training path: the reference ops, kernels generated
 from the parameters in the graph.  Exported under ``torch.no_grad()`` / ``inference_mode`` the graph keeps our
-custom ops (``s4op::s4d_kernel`` / ``s4op::dplr_spectrum``, ``s4op::sparse_fftconv``, through their fakes).  The
-cases marked xfail (strict) pass once the layer and backbone changes given in the issue 16 report land (then
-remove the marks): the inference caches of ``layers/_base.py`` (``_conv_args``, ``_mixing_weights``) traced into
-the graph; S4's kernel length read from its ``l_kernel`` buffer (a fake tensor while exporting) in
-``layers/s4.py``; and the token encoder's per-example copy in ``SequenceClassifier._encode_rows``, a branch on
-the batch size that fixes the dynamic batch."""
+custom ops (``s4op::s4d_kernel`` / ``s4op::dplr_spectrum``, ``s4op::sparse_fftconv``, through their fakes).  While
+exporting, the layers bypass their inference caches (a cached tensor would be traced as a constant), S4 uses the
+kernel length C-tilde was set up for by an eager forward (its ``l_kernel`` buffer is a fake tensor there), and
+the token encoder does not branch on the batch size (which would fix the dynamic batch)."""
 
 from __future__ import annotations
 
@@ -23,9 +21,6 @@ CASES = {  # name -> (kind, rate, compact)
     "ecg-pruned50-compact": ("ecg-layer-postnorm", 0.5, True),
     "tokens-pruned90": ("tokens-batch-prenorm", 0.9, False),
 }
-_CACHES = "layers/_base.py: the inference caches (_conv_args, _mixing_weights) must be bypassed while exporting"
-_S4_LENGTH = "layers/s4.py: _prepare_forward reads l_kernel from a buffer, a fake tensor while exporting"
-_TOKENS = "models/backbone.py: _encode_rows branches on the batch size (> 8), which fixes the dynamic batch"
 
 
 def _mode_context(mode):
@@ -35,12 +30,7 @@ def _mode_context(mode):
 @pytest.mark.parametrize("mode", ["grad", "no_grad", "inference"])
 @pytest.mark.parametrize("layer", ["s4d", "s4"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_exported_program_runs_and_matches_the_eager_model(request, case, layer, mode):
-    if layer == "s4":
-        request.applymarker(pytest.mark.xfail(raises=Exception, strict=True, reason=_S4_LENGTH))
-    elif mode != "grad":
-        reason = _CACHES + ("; " + _TOKENS if case.startswith("tokens") else "")
-        request.applymarker(pytest.mark.xfail(raises=RuntimeError, strict=True, reason=reason))
+def test_exported_program_runs_and_matches_the_eager_model(case, layer, mode):
     kind, rate, compact = CASES[case]
     info, kw = KINDS[kind]
     model = make_model(info, layer=layer, rate=rate, compact=compact, **kw)

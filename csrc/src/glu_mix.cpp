@@ -141,6 +141,33 @@ struct Problem {
 
 int64_t panels_of(int64_t L) { return (L + kPanel - 1) / kPanel; }
 
+// L = 1: out[b, :] (+)= GLU(W y[b, :] + bias).  The column tile would run one scalar lane per weight; here the
+// 2 kRows weights of one input k are contiguous in the packed block, so each k is one 8-lane multiply-add over
+// the block's accumulators (the compiler vectorizes the fixed-length r loop in each entry point), and the
+// weights stream through once.  Same order of summation per output as the tile (bias, then k = 0, 1, ...).
+S4OP_INLINE void matvec(const Problem& p, int64_t b) {
+  const int64_t blocks = row_blocks(p.H), K = p.K, H = p.H;
+  const int64_t block_floats = 2 * kRows * (K + 1);
+  const float* yb = p.y + b * K;
+  for (int64_t q = 0; q < blocks; ++q) {
+    const float* wp = p.packed + q * block_floats;
+    const float* bias = wp + 2 * kRows * K;
+    float acc[2 * kRows];
+    for (int r = 0; r < 2 * kRows; ++r) acc[r] = bias[r];
+    for (int64_t k = 0; k < K; ++k) {
+      const float yk = yb[k];
+      const float* w = wp + k * 2 * kRows;
+      for (int r = 0; r < 2 * kRows; ++r) acc[r] += w[r] * yk;
+    }
+    const int64_t rows = std::min(kRows, H - q * kRows);
+    float* ob = p.out + b * H + q * kRows;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float v = glu_scalar(acc[r], acc[kRows + r]);
+      ob[r] = p.accumulate ? ob[r] + v : v;
+    }
+  }
+}
+
 // Tasks [t0, t1) of the B x panels (batch, column panel) pairs.  Compiled inside each entry point (the
 // parallel loop stays outside: a lambda would be compiled for the baseline ISA).
 template <class VT, int NV>
@@ -149,6 +176,10 @@ S4OP_INLINE void run_tasks(const Problem& p, int64_t t0, int64_t t1) {
   constexpr int64_t step = VT::kLanes * NV;
   const int64_t panels = panels_of(p.L), blocks = row_blocks(p.H), K = p.K, L = p.L, H = p.H;
   const int64_t block_floats = 2 * kRows * (K + 1);
+  if (L == 1) {  // one position (a streaming step): a matrix-vector product per batch element
+    for (int64_t b = t0; b < t1; ++b) matvec(p, b);
+    return;
+  }
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t b = t / panels, l0 = (t % panels) * kPanel, width = std::min(kPanel, L - l0);
     const float* yb = p.y + b * K * L + l0;

@@ -81,7 +81,9 @@ bool throws(F&& f) {
 
 int main() {
   const int64_t shapes[][4] = {{1, 1, 1, 1},  {2, 3, 5, 7},    {1, 4, 4, 16},  {3, 13, 13, 100}, {1, 32, 32, 256},
-                               {2, 9, 17, 513}, {1, 64, 64, 33}, {1, 128, 128, 1000}};
+                               {2, 9, 17, 513}, {1, 64, 64, 33}, {1, 128, 128, 1000},
+                               // L = 1 (a streaming step: the matrix-vector path), H not a multiple of 4, B > 1
+                               {1, 256, 256, 1}, {3, 13, 7, 1}, {1, 1, 5, 1}, {4, 33, 33, 1}};
   for (const auto& s : shapes) {
     for (bool acc : {false, true}) {
       const Case c = make(s[0], s[1], s[2], s[3], unsigned(s[1] * 131 + s[3]));
@@ -101,6 +103,16 @@ int main() {
     S4OP_CHECK(run(c, false, 1).empty());
     Case d = make(1, 3, 3, 0, 1);
     S4OP_CHECK(run(d, true, 1).empty());
+  }
+  {  // L = 1 with NaN and clamped gates: NaN stays NaN, the clamp gives 0 / a
+    Case c = make(2, 6, 4, 1, 5, 400.f);
+    S4OP_CHECK(max_rel(run(c, true, 1), expected(c, true)) < 2e-6);
+    c.y[4 + 1] = std::numeric_limits<float>::quiet_NaN();  // batch 1, input 1
+    const auto out = run(c, false, 2);
+    for (int64_t o = 0; o < 6; ++o) {
+      S4OP_CHECK(!std::isnan(out[o]));
+      S4OP_CHECK(std::isnan(out[6 + o]));
+    }
   }
   {  // a NaN input stays in its own column
     Case c = make(1, 6, 4, 20, 3);

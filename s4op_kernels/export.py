@@ -339,10 +339,10 @@ def footprint(path: PathLike, *, batch: int = 1, max_len: Optional[int] = None, 
         active = [H] * n_layers
     spectra = sum(a * (n_fft // 2 + 1) * 8 for a in active)
     # the runtime's arena (what s4op_model_info's arena_bytes reports): the residual stream h and the SSM
-    # output y, the normalized input of a prenorm block, per-position statistics, the pooled features, and a
-    # continuous input transposed
+    # output y, the normalized input of a prenorm block, the pooling's mask of valid positions, the pooled
+    # features, and a continuous input transposed
     C = int(e["arch.in_channels"]) if "arch.in_channels" in e else 0
-    acts = 4 * (batch * H * L * (2 + int(e["arch.prenorm"])) + 2 * L + batch * H + C * L)
+    acts = 4 * (batch * H * L * (2 + int(e["arch.prenorm"])) + L + batch * H + C * L)
     return {"file_bytes": file_bytes, "weight_bytes": weights, "spectra_bytes": spectra,
             "activation_bytes": acts, "active_channels": sum(active), "channels": H * n_layers,
             "batch": batch, "max_len": L}

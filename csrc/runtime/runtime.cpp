@@ -227,8 +227,8 @@ struct s4op_model {
   std::vector<float> enc_w, enc_b, dec_w, dec_b;
   std::vector<Layer> layers;
   // The arena: h (the residual stream), t (the normalized input of a prenorm block), y (the SSM output),
-  // per-position statistics, pooled features.
-  std::vector<float> h, t, y, stats, pooled, ut;
+  // the pooling's mask of valid positions, pooled features, the encoder's transposed input.
+  std::vector<float> h, t, y, mask, pooled, ut;
   std::vector<char> conv_scratch;  // sparse_fftconv's buffers: a run allocates nothing
   int64_t weight_bytes = 0;
 };
@@ -385,7 +385,7 @@ std::unique_ptr<s4op_model> load(const char* path, int64_t max_batch, int64_t ma
   m->h.resize(static_cast<size_t>(BHL));
   m->y.resize(static_cast<size_t>(BHL));
   if (m->prenorm) m->t.resize(static_cast<size_t>(BHL));
-  m->stats.resize(static_cast<size_t>(2 * m->max_len));
+  m->mask.resize(static_cast<size_t>(m->max_len));
   m->ut.resize(static_cast<size_t>(checked_mul(m->C, m->max_len, "arena")));
   m->pooled.resize(static_cast<size_t>(checked_mul(max_batch, m->H, "arena")));
   m->conv_scratch.resize(static_cast<size_t>(s4op::cpu::sparse_fftconv_scratch_bytes(m->H, m->n_fft, num_threads, 4)));
@@ -393,11 +393,11 @@ std::unique_ptr<s4op_model> load(const char* path, int64_t max_batch, int64_t ma
 }
 
 // x {H, L} (one batch element) normalized over its H channels at each position, written to out (may be x).
-void norm_rows(const Layer& L, const float* x, float* out, int64_t H, int64_t len, float* stats) {
+void norm_rows(const Layer& L, const float* x, float* out, int64_t H, int64_t len) {
   if (L.norm == 2) {
     s4op::cpu::channel_affine_f32(x, out, H, len, L.norm_w.data(), L.norm_b.data());
   } else {
-    s4op::cpu::channel_layer_norm_f32(x, out, H, len, L.norm_w.data(), L.norm_b.data(), L.eps, stats);
+    s4op::cpu::channel_layer_norm_f32(x, out, H, len, L.norm_w.data(), L.norm_b.data(), L.eps);
   }
 }
 
@@ -444,7 +444,7 @@ void run(s4op_model& m, const void* x, int64_t B, int64_t len, const int64_t* le
   for (const Layer& L : m.layers) {
     const float* src = h;
     if (m.prenorm && L.norm != 0) {
-      for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H * len, m.t.data() + b * H * len, H, len, m.stats.data());
+      for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H * len, m.t.data() + b * H * len, H, len);
       src = m.t.data();
     }
     const int64_t A = static_cast<int64_t>(L.active.size());
@@ -453,7 +453,7 @@ void run(s4op_model& m, const void* x, int64_t B, int64_t len, const int64_t* le
                                   static_cast<int64_t>(m.conv_scratch.size()));
     s4op::cpu::glu_mix_f32(L.mix.data(), m.y.data(), B, H, H, len, h, /*accumulate=*/true, m.threads);
     if (!m.prenorm && L.norm != 0) {
-      for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H * len, h + b * H * len, H, len, m.stats.data());
+      for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H * len, h + b * H * len, H, len);
     }
   }
   // Masked mean over the sequence, then the decoder.
@@ -461,7 +461,7 @@ void run(s4op_model& m, const void* x, int64_t B, int64_t len, const int64_t* le
     float* pooled = m.pooled.data() + b * H;
     const float* mask = nullptr;
     if (m.tokens || lengths != nullptr) {
-      float* mk = m.stats.data();  // {len}: 1 where the position is valid
+      float* mk = m.mask.data();  // {len}: 1 where the position is valid
       for (int64_t l = 0; l < len; ++l) {
         mk[l] = (m.tokens ? static_cast<const int64_t*>(x)[b * len + l] != 0 : l < lengths[b]) ? 1.f : 0.f;
       }
@@ -484,7 +484,7 @@ struct s4op_stream {
   int64_t B = 0, samples = 0;
   std::vector<std::vector<float>> states;  // per layer {B, A, N2, 2}
   std::vector<float> h, t, y;              // {B, H}: the residual stream, a prenorm's output, the SSM output
-  std::vector<float> stats, ut;            // {2}, {C}: scratch of the norms and the encoder
+  std::vector<float> ut;                   // {C}: scratch of the encoder
   std::vector<double> sum, count;          // {B, H}, {B}: the running pooled sum and its positions
 };
 
@@ -509,7 +509,6 @@ std::unique_ptr<s4op_stream> stream_open(const s4op_model* m, int64_t B) {
   s->h.resize(static_cast<size_t>(BH));
   s->t.resize(static_cast<size_t>(BH));
   s->y.resize(static_cast<size_t>(BH));
-  s->stats.resize(2);
   s->ut.resize(static_cast<size_t>(m->C));
   s->sum.assign(static_cast<size_t>(BH), 0.0);
   s->count.assign(static_cast<size_t>(B), 0.0);
@@ -547,7 +546,7 @@ void stream_push(s4op_stream& s, const void* x, int64_t len) {
       const Layer& L = m.layers[i];
       const float* src = h;
       if (m.prenorm && L.norm != 0) {
-        for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H, s.t.data() + b * H, H, 1, s.stats.data());
+        for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H, s.t.data() + b * H, H, 1);
         src = s.t.data();
       }
       float* state = s.states[i].data();
@@ -556,7 +555,7 @@ void stream_push(s4op_stream& s, const void* x, int64_t len) {
                               s.y.data(), s4op::cpu::Epilogue::gelu, m.threads);
       s4op::cpu::glu_mix_f32(L.mix.data(), s.y.data(), B, H, H, 1, h, /*accumulate=*/true, m.threads);
       if (!m.prenorm && L.norm != 0) {
-        for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H, h + b * H, H, 1, s.stats.data());
+        for (int64_t b = 0; b < B; ++b) norm_rows(L, h + b * H, h + b * H, H, 1);
       }
     }
     for (int64_t b = 0; b < B; ++b) {
@@ -646,7 +645,7 @@ int s4op_model_get_info(const s4op_model* m, s4op_model_info* info) {
   info->active_channels = active;
   info->channels = m->H * static_cast<int64_t>(m->layers.size());
   info->weight_bytes = m->weight_bytes;
-  info->arena_bytes = 4 * static_cast<int64_t>(m->h.size() + m->t.size() + m->y.size() + m->stats.size() +
+  info->arena_bytes = 4 * static_cast<int64_t>(m->h.size() + m->t.size() + m->y.size() + m->mask.size() +
                                                m->pooled.size() + m->ut.size());
   info->scratch_bytes = static_cast<int64_t>(m->conv_scratch.size());
   return S4OP_OK;

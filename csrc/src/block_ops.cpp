@@ -13,34 +13,6 @@ namespace s4op::cpu {
 namespace {
 
 // The bodies: plain loops over L (contiguous), vectorized by the compiler inside each entry point.
-S4OP_INLINE void layer_norm_body(const float* x, float* out, int64_t H, int64_t L, const float* w, const float* b,
-                                 float eps, float* stats) {
-  float* mean = stats;
-  float* rstd = stats + L;
-  std::fill(mean, mean + L, 0.f);
-  std::fill(rstd, rstd + L, 0.f);
-  for (int64_t c = 0; c < H; ++c) {
-    const float* xc = x + c * L;
-    for (int64_t l = 0; l < L; ++l) mean[l] += xc[l];
-  }
-  const float inv_h = 1.f / static_cast<float>(H);
-  for (int64_t l = 0; l < L; ++l) mean[l] *= inv_h;
-  for (int64_t c = 0; c < H; ++c) {
-    const float* xc = x + c * L;
-    for (int64_t l = 0; l < L; ++l) {
-      const float d = xc[l] - mean[l];
-      rstd[l] += d * d;
-    }
-  }
-  for (int64_t l = 0; l < L; ++l) rstd[l] = 1.f / std::sqrt(rstd[l] * inv_h + eps);
-  for (int64_t c = 0; c < H; ++c) {
-    const float* xc = x + c * L;
-    float* oc = out + c * L;
-    const float wc = w[c], bc = b[c];
-    for (int64_t l = 0; l < L; ++l) oc[l] = (xc[l] - mean[l]) * rstd[l] * wc + bc;
-  }
-}
-
 // One tile of residual_layer_norm_f32: positions [l0, l0 + n) of one batch element, rows of stride L.
 constexpr int64_t kNormTile = 512;  // positions per tile: H x 512 floats stay in L2 for H up to a few hundred
 
@@ -133,7 +105,6 @@ S4OP_INLINE void mean_body(const float* x, int64_t H, int64_t L, const float* ma
 }
 
 struct Ops {
-  void (*norm)(const float*, float*, int64_t, int64_t, const float*, const float*, float, float*);
   void (*affine)(const float*, float*, int64_t, int64_t, const float*, const float*);
   void (*encode)(const float*, const float*, const float*, int64_t, int64_t, int64_t, float*, float*);
   void (*mean)(const float*, int64_t, int64_t, const float*, float*);
@@ -142,10 +113,6 @@ struct Ops {
 };
 
 #define S4OP_BLOCK_OPS(SUFFIX, TARGET)                                                                              \
-  TARGET void norm_##SUFFIX(const float* x, float* o, int64_t H, int64_t L, const float* w, const float* b, float e, \
-                            float* s) {                                                                             \
-    layer_norm_body(x, o, H, L, w, b, e, s);                                                                        \
-  }                                                                                                                 \
   TARGET void affine_##SUFFIX(const float* x, float* o, int64_t H, int64_t L, const float* s, const float* t) {     \
     affine_body(x, o, H, L, s, t);                                                                                  \
   }                                                                                                                 \
@@ -178,12 +145,12 @@ const Ops& ops() {
     switch (ops_path()) {
 #if S4OP_SIMD_X86
       case SimdPath::kAVX512:
-        return Ops{&norm_avx512, &affine_avx512, &encode_avx512, &mean_avx512, &residual_norm_avx512};
+        return Ops{&affine_avx512, &encode_avx512, &mean_avx512, &residual_norm_avx512};
       case SimdPath::kAVX2:
-        return Ops{&norm_avx2, &affine_avx2, &encode_avx2, &mean_avx2, &residual_norm_avx2};
+        return Ops{&affine_avx2, &encode_avx2, &mean_avx2, &residual_norm_avx2};
 #endif
       default:
-        return Ops{&norm_scalar, &affine_scalar, &encode_scalar, &mean_scalar, &residual_norm_scalar};
+        return Ops{&affine_scalar, &encode_scalar, &mean_scalar, &residual_norm_scalar};
     }
   }();
   return table;
@@ -192,8 +159,8 @@ const Ops& ops() {
 }  // namespace
 
 void channel_layer_norm_f32(const float* x, float* out, int64_t H, int64_t L, const float* weight, const float* bias,
-                            float eps, float* stats) {
-  ops().norm(x, out, H, L, weight, bias, eps, stats);
+                            float eps) {
+  residual_layer_norm_f32(x, nullptr, out, 1, H, L, weight, bias, eps, 1);
 }
 
 void channel_affine_f32(const float* x, float* out, int64_t H, int64_t L, const float* scale, const float* shift) {

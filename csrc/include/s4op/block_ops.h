@@ -10,9 +10,10 @@
 namespace s4op::cpu {
 
 // LayerNorm over the H channels at each of the L positions (two passes: the mean, then the variance of the
-// centered values), then out = normalized * weight[c] + bias[c]; out may equal x.  stats: {2 L} scratch.
+// centered values), then out = normalized * weight[c] + bias[c]; out may equal x.  One thread: it is
+// residual_layer_norm_f32 of one batch element without z.
 void channel_layer_norm_f32(const float* x, float* out, int64_t H, int64_t L, const float* weight, const float* bias,
-                            float eps, float* stats);
+                            float eps);
 
 // The post-norm residual block's tail over a batch: out[b] = LayerNorm over channels of (x[b] + z[b]) (z null:
 // of x[b]), with weight / bias per channel (either may be null: 1 / 0), for x, z, out {B, H, L}.  One sweep per
